@@ -1,0 +1,5 @@
+"""MicroStream: real-time market-microstructure analytics for crypto markets."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

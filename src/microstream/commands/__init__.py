@@ -1,0 +1,1 @@
+"""Sub-commands of the ``microstream`` command, one module each."""
