@@ -55,6 +55,10 @@ class IpBannedError(FeedError):
         self.retry_after = retry_after
 
 
+class SnapshotUnavailableError(FeedError):
+    """A source cannot answer a depth snapshot yet (the exchange answers 503); retry later."""
+
+
 class CaptureError(MicroStreamError):
     """A capture file is missing, unreadable or not in a known format."""
 
