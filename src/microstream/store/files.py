@@ -1,0 +1,167 @@
+"""Lake files on disk: paths, names, atomic writes and the visibility rule.
+
+Layout: ``ROOT/<table>/exchange=<exchange>/symbol=<SYMBOL>/date=<YYYY-MM-DD>/<name>.parquet``.
+
+* Writers name files ``part-<first ts:020d>-<seq:06d>-<writer id>.parquet``;
+  compaction names its output ``compact-<first ts:020d>-<last ts:020d>-<writer id>.parquet``.
+  Names sort by time and never collide between writers.
+* A file is written to the hidden ``.<name>.tmp`` in the same directory,
+  flushed and fsynced, renamed with :func:`os.replace`, then the directory is
+  fsynced: a ``*.parquet`` is either absent or complete.
+* Visibility: a ``compact-*`` file carries in its key-value metadata the names
+  of the files it replaces; such a replaced file is invisible (and may be
+  deleted) as long as the compacted file exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from microstream.errors import StoreError
+
+SUFFIX = ".parquet"
+PART_PREFIX = "part-"
+COMPACT_PREFIX = "compact-"
+REPLACES_KEY = b"microstream.replaces"
+"""Key-value metadata key of a compacted file: JSON list of replaced file names."""
+
+NS_PER_DAY = 86_400_000_000_000
+COMPRESSION = "zstd"
+
+
+@lru_cache(maxsize=4096)
+def date_of_day(day: int) -> str:
+    """``YYYY-MM-DD`` of a day number since the Unix epoch (UTC)."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+def date_of_ns(ts_ns: int) -> str:
+    """UTC date (``YYYY-MM-DD``) of a Unix-ns timestamp."""
+    return date_of_day(ts_ns // NS_PER_DAY)
+
+
+def partition_dir(root: Path, table: str, exchange: str, symbol: str, date: str) -> Path:
+    """Directory of one ``(table, exchange, symbol, date)`` partition."""
+    return root / table / f"exchange={exchange}" / f"symbol={symbol}" / f"date={date}"
+
+
+def part_name(first_ts: int, seq: int, writer_id: str) -> str:
+    """Name of a writer's file: sortable by first time, unique per writer."""
+    return f"{PART_PREFIX}{max(first_ts, 0):020d}-{seq:06d}-{writer_id}{SUFFIX}"
+
+
+def compact_name(first_ts: int, last_ts: int, writer_id: str) -> str:
+    """Name of a compacted file covering ``[first_ts, last_ts]``."""
+    return f"{COMPACT_PREFIX}{max(first_ts, 0):020d}-{max(last_ts, 0):020d}-{writer_id}{SUFFIX}"
+
+
+def is_data_file(name: str) -> bool:
+    """True for a visible ``*.parquet`` name (hidden temporary files excluded)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
+def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
+    code = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc)
+    return StoreError(
+        f"cannot {action} {path}: {reason} ({code})"
+        if code
+        else f"cannot {action} {path}: {reason}"
+    )
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable (best effort on odd filesystems)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> None:
+    """Create ``directory`` and its parents; :class:`StoreError` if impossible."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _store_error("create directory", directory, exc) from exc
+
+
+def _write_parquet(table: pa.Table, handle: object) -> None:
+    """The actual encoder (a seam for tests that simulate a full disk)."""
+    pq.write_table(table, handle, compression=COMPRESSION)
+
+
+def write_atomic(path: Path, table: pa.Table) -> None:
+    """Write ``table`` to ``path`` so that it appears complete or not at all.
+
+    Raises:
+        StoreError: the directory is unwritable or the disk is full; no partial
+            file is left visible and the temporary file is removed.
+    """
+    ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            _write_parquet(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _store_error("write lake file", path, exc) from exc
+    fsync_dir(path.parent)
+
+
+def list_data_files(directory: Path) -> list[str]:
+    """Sorted names of the visible ``*.parquet`` files in a partition directory."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in names if is_data_file(name))
+
+
+def replaced_by(path: Path) -> list[str]:
+    """Names a compacted file says it replaces (empty for other files)."""
+    if not path.name.startswith(COMPACT_PREFIX):
+        return []
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        return []
+    raw = meta.get(REPLACES_KEY)
+    if raw is None:
+        return []
+    names = json.loads(raw)
+    return [str(n) for n in names]
+
+
+def split_visible(directory: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Split file names into ``(visible, replaced)`` by the compaction rule.
+
+    A name listed as replaced by any compacted file present in ``names`` is
+    replaced: its rows live in the compacted file.
+    """
+    names = list(names)
+    replaced: set[str] = set()
+    for name in names:
+        replaced.update(replaced_by(directory / name))
+    visible = [n for n in names if n not in replaced]
+    return visible, sorted(replaced.intersection(names))

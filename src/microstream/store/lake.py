@@ -1,0 +1,327 @@
+"""The lake writer: buffers rows per partition and writes atomic Parquet files.
+
+:class:`LakeWriter` is not thread-safe: one thread owns it (the
+:class:`~microstream.store.sink.LakeSink` background thread in the engine).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from microstream.bus.protocol import Row
+from microstream.errors import StoreError
+from microstream.store.files import NS_PER_DAY, date_of_day, part_name, partition_dir, write_atomic
+from microstream.store.schema import (
+    PARTITION_KEYS,
+    TableSpec,
+    get_table,
+    guess_time_column,
+    infer_type,
+    register_table,
+)
+
+log = logging.getLogger(__name__)
+
+PartitionKey = tuple[str, str, str, int]
+"""``(table, exchange, symbol, day number)``."""
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters of a :class:`LakeWriter` (a snapshot).
+
+    Attributes:
+        rows_written: rows in files that were written.
+        files_written: files written.
+        rows_buffered: rows waiting in memory.
+        rows_rejected: bad rows skipped (no time column, value of the wrong type).
+        rows_lost: rows of buffers whose write failed (full disk, permissions).
+        errors: failed file writes.
+    """
+
+    rows_written: int
+    files_written: int
+    rows_buffered: int
+    rows_rejected: int
+    rows_lost: int
+    errors: int
+
+
+class _Buffer:
+    """Columnar rows of one partition, in arrival order."""
+
+    __slots__ = ("columns", "created", "first_ts", "known", "n", "spec")
+
+    def __init__(self, spec: TableSpec, created: float, first_ts: int) -> None:
+        self.spec = spec
+        self.columns: dict[str, list[Any]] = {name: [] for name in spec.columns}
+        self.known = frozenset(spec.columns).union(PARTITION_KEYS)
+        self.created = created
+        self.first_ts = first_ts
+        self.n = 0
+
+    def append(self, values: dict[str, Any]) -> None:
+        for name, column in self.columns.items():
+            column.append(values.get(name))
+        self.n += 1
+        if not self.known.issuperset(values):
+            self._append_extras(values, self.known)
+
+    def _append_extras(self, values: dict[str, Any], known: frozenset[str]) -> None:
+        for name, value in values.items():
+            if name in known or name in PARTITION_KEYS:
+                continue
+            column = self.columns.get(name)
+            if column is None:
+                log.info("lake table %s: undeclared column %r kept", self.spec.name, name)
+                self.columns[name] = [None] * (self.n - 1) + [value]
+            elif len(column) < self.n:
+                column.append(value)
+        for column in self.columns.values():
+            if len(column) < self.n:
+                column.append(None)
+
+
+class LakeWriter:
+    """Writes :class:`~microstream.bus.protocol.Row` objects into the lake.
+
+    Rows are buffered per ``(table, exchange, symbol, UTC date)``. A buffer is
+    written as one file when it holds ``flush_rows`` rows, or when it is older
+    than ``flush_seconds`` (checked on every :meth:`add` and by
+    :meth:`flush_due`). :meth:`close` writes everything left.
+
+    Args:
+        root: lake directory.
+        flush_rows: rows that trigger a partition's flush.
+        flush_seconds: maximum age of a buffer.
+        writer_id: unique tag in file names (default: pid plus random hex).
+        clock: monotonic clock in seconds (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        flush_rows: int = 50_000,
+        flush_seconds: float = 5.0,
+        *,
+        writer_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if flush_rows < 1:
+            raise ValueError("flush_rows must be at least 1")
+        self.root = Path(root)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.writer_id = writer_id or f"{os.getpid()}x{secrets.token_hex(4)}"
+        self._clock = clock
+        self._buffers: dict[PartitionKey, _Buffer] = {}
+        self._oldest = float("inf")
+        self._seq = 0
+        self._rows_written = 0
+        self._files_written = 0
+        self._rows_rejected = 0
+        self._rows_lost = 0
+        self._errors = 0
+        self._warned: set[str] = set()
+        self._closed = False
+
+    @property
+    def stats(self) -> WriterStats:
+        """A snapshot of the counters."""
+        return WriterStats(
+            rows_written=self._rows_written,
+            files_written=self._files_written,
+            rows_buffered=sum(b.n for b in self._buffers.values()),
+            rows_rejected=self._rows_rejected,
+            rows_lost=self._rows_lost,
+            errors=self._errors,
+        )
+
+    def add(self, row: Row) -> None:
+        """Buffer one row; may write files (flush by size or by age).
+
+        A row without an integer time column is counted, logged and skipped.
+
+        Raises:
+            StoreError: a flush triggered by this row failed.
+        """
+        if self._closed:
+            raise StoreError(f"lake writer for {self.root} is closed")
+        spec = self._spec(row)
+        ts = _as_int(row.values.get(spec.time_column)) if spec else None
+        if spec is None or ts is None:
+            self._reject(row, "no integer time column")
+            return
+        now = self._clock()
+        key = (row.table, row.exchange, row.symbol, ts // NS_PER_DAY)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = _Buffer(spec, now, ts)
+            self._oldest = min(self._oldest, now)
+        buffer.append(row.values)
+        if buffer.n >= self.flush_rows:
+            self._flush_key(key)
+        if now - self._oldest >= self.flush_seconds:
+            self.flush_due(now)
+
+    def flush_due(self, now: float | None = None) -> int:
+        """Write every buffer older than ``flush_seconds``; return the files written.
+
+        Raises:
+            StoreError: a write failed (the other due buffers are still written).
+        """
+        now = self._clock() if now is None else now
+        due = [k for k, b in self._buffers.items() if now - b.created >= self.flush_seconds]
+        return self._flush_keys(due)
+
+    def flush(self) -> int:
+        """Write every buffer now; return the number of files written."""
+        return self._flush_keys(list(self._buffers))
+
+    def close(self) -> None:
+        """Write everything buffered; the writer accepts no more rows.
+
+        Raises:
+            StoreError: a final write failed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+
+    def _flush_keys(self, keys: list[PartitionKey]) -> int:
+        first_error: StoreError | None = None
+        written = 0
+        for key in keys:
+            try:
+                written += self._flush_key(key)
+            except StoreError as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return written
+
+    def _flush_key(self, key: PartitionKey) -> int:
+        buffer = self._buffers.pop(key)
+        self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
+        table = self._to_arrow(buffer)
+        if table.num_rows == 0:
+            return 0
+        name, exchange, symbol, day = key
+        directory = partition_dir(self.root, name, exchange, symbol, date_of_day(day))
+        self._seq += 1
+        path = directory / part_name(buffer.first_ts, self._seq, self.writer_id)
+        try:
+            write_atomic(path, table)
+        except StoreError:
+            self._errors += 1
+            self._rows_lost += table.num_rows
+            log.error("lake: %d rows of %s lost: cannot write %s", table.num_rows, name, path)
+            raise
+        self._rows_written += table.num_rows
+        self._files_written += 1
+        return 1
+
+    def _spec(self, row: Row) -> TableSpec | None:
+        spec = get_table(row.table)
+        if spec is None:
+            time_column = guess_time_column(row.values)
+            if time_column is None:
+                return None
+            log.warning("lake: undeclared table %r, columns inferred from its rows", row.table)
+            spec = register_table(row.table, time_column, [(time_column, pa.int64())])
+        return spec
+
+    def _reject(self, row: Row, reason: str) -> None:
+        self._rows_rejected += 1
+        if row.table not in self._warned:
+            self._warned.add(row.table)
+            log.warning("lake: row of %r skipped (%s); further ones counted", row.table, reason)
+
+    def _to_arrow(self, buffer: _Buffer) -> pa.Table:
+        """Columns to an Arrow table; rows with values of the wrong type are dropped."""
+        while True:
+            try:
+                return _build_table(buffer)
+            except _BadColumn as bad:
+                rows = _bad_rows(buffer.columns[bad.name], bad.dtype)
+                self._drop_rows(buffer, bad.name, rows, f"column {bad.name!r} is not {bad.dtype}")
+
+    def _drop_rows(self, buffer: _Buffer, name: str, rows: set[int], reason: str) -> None:
+        if not rows:  # no single value fails, only the mix: null the column
+            buffer.columns[name] = [None] * buffer.n
+            log.warning("lake table %s: column %r nulled (%s)", buffer.spec.name, name, reason)
+            return
+        for col, column in buffer.columns.items():
+            buffer.columns[col] = [v for i, v in enumerate(column) if i not in rows]
+        buffer.n -= len(rows)
+        self._rows_rejected += len(rows)
+        log.warning("lake table %s: %d rows skipped (%s)", buffer.spec.name, len(rows), reason)
+
+
+class _BadColumn(Exception):
+    def __init__(self, name: str, dtype: pa.DataType) -> None:
+        super().__init__(name)
+        self.name = name
+        self.dtype = dtype
+
+
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int if it is an integer (not a bool), else ``None``."""
+    if type(value) is int:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _build_table(buffer: _Buffer) -> pa.Table:
+    declared = (get_table(buffer.spec.name) or buffer.spec).schema
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for name, values in buffer.columns.items():
+        index = declared.get_field_index(name)
+        if index >= 0:
+            field = declared.field(index)
+            try:
+                arrays.append(pa.array(values, type=field.type))
+            except _CONVERSION_ERRORS as exc:
+                raise _BadColumn(name, field.type) from exc
+        else:
+            field, array = _extra_column(name, values)
+            arrays.append(array)
+        fields.append(field)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _extra_column(name: str, values: list[Any]) -> tuple[pa.Field, pa.Array]:
+    dtype = infer_type(values)
+    try:
+        array = pa.array(values, type=dtype)
+    except _CONVERSION_ERRORS:
+        dtype = pa.string()
+        array = pa.array([None if v is None else str(v) for v in values], type=dtype)
+    return pa.field(name, dtype, nullable=True), array
+
+
+def _bad_rows(values: list[Any], dtype: pa.DataType) -> set[int]:
+    bad: set[int] = set()
+    for i, value in enumerate(values):
+        try:
+            pa.array([value], type=dtype)
+        except _CONVERSION_ERRORS:
+            bad.add(i)
+    return bad
