@@ -71,5 +71,9 @@ class BusError(MicroStreamError):
     """The message bus failed (for example the Kafka broker is unreachable)."""
 
 
+class CodecError(BusError):
+    """A bus message cannot be decoded (unknown schema version, kind or corrupt bytes)."""
+
+
 class ModelError(MicroStreamError):
     """A model file is missing, corrupt, or was trained for other features."""
