@@ -17,6 +17,7 @@ from microstream.errors import MicroStreamError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "replay",
+    "compact",
 )
 
 

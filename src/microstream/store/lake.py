@@ -128,6 +128,7 @@ class LakeWriter:
         self._oldest = float("inf")
         self._seq = 0
         self._rows_written = 0
+        self._buffered = 0
         self._files_written = 0
         self._rows_rejected = 0
         self._rows_lost = 0
@@ -141,7 +142,7 @@ class LakeWriter:
         return WriterStats(
             rows_written=self._rows_written,
             files_written=self._files_written,
-            rows_buffered=sum(b.n for b in self._buffers.values()),
+            rows_buffered=self._buffered,
             rows_rejected=self._rows_rejected,
             rows_lost=self._rows_lost,
             errors=self._errors,
@@ -169,6 +170,7 @@ class LakeWriter:
             buffer = self._buffers[key] = _Buffer(spec, now, ts)
             self._oldest = min(self._oldest, now)
         buffer.append(row.values)
+        self._buffered += 1
         if buffer.n >= self.flush_rows:
             self._flush_key(key)
         if now - self._oldest >= self.flush_seconds:
@@ -213,6 +215,7 @@ class LakeWriter:
 
     def _flush_key(self, key: PartitionKey) -> int:
         buffer = self._buffers.pop(key)
+        self._buffered -= buffer.n
         self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
         table = self._to_arrow(buffer)
         if table.num_rows == 0:

@@ -1,0 +1,66 @@
+"""Lake rows from normalized events (``trades``, ``book_top``, ``book_sync``).
+
+The pipeline stages that own these tables call these helpers so the column
+names match :mod:`microstream.store.schema` exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from microstream.bus.protocol import Row
+from microstream.events import BookTop, SyncStateChange, Trade
+
+LEVELS = 5
+
+
+def trade_row(trade: Trade, simulated: bool | None = None) -> Row:
+    """The ``trades`` row of one trade."""
+    values: dict[str, Any] = {
+        "ts_event": trade.ts_event,
+        "ts_recv": trade.ts_recv,
+        "trade_id": trade.trade_id,
+        "price": trade.price,
+        "qty": trade.qty,
+        "side": trade.side,
+        "is_aggregate": trade.is_aggregate,
+    }
+    if simulated is not None:
+        values["simulated"] = simulated
+    return Row("trades", trade.exchange, trade.symbol, values)
+
+
+def _levels(values: dict[str, Any], prefix: str, levels: tuple[float | None, ...]) -> None:
+    for i in range(LEVELS):
+        values[f"{prefix}_{i + 1}"] = levels[i] if i < len(levels) else None
+
+
+def book_top_row(top: BookTop, simulated: bool | None = None) -> Row:
+    """The ``book_top`` row of the book after one applied depth event."""
+    values: dict[str, Any] = {
+        "ts_event": top.ts_event,
+        "ts_recv": top.ts_recv,
+        "update_id": top.update_id,
+        "book_valid": top.book_valid,
+        "sync_epoch": top.sync_epoch,
+    }
+    _levels(values, "bid_px", top.bid_px)
+    _levels(values, "bid_qty", top.bid_qty)
+    _levels(values, "ask_px", top.ask_px)
+    _levels(values, "ask_qty", top.ask_qty)
+    if simulated is not None:
+        values["simulated"] = simulated
+    return Row("book_top", top.exchange, top.symbol, values)
+
+
+def book_sync_row(change: SyncStateChange, simulated: bool | None = None) -> Row:
+    """The ``book_sync`` row of one sync-state change."""
+    values: dict[str, Any] = {
+        "ts_recv": change.ts_recv,
+        "state": change.state,
+        "detail": change.detail,
+        "update_id": change.update_id,
+    }
+    if simulated is not None:
+        values["simulated"] = simulated
+    return Row("book_sync", change.exchange, change.symbol, values)

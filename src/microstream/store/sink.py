@@ -1,0 +1,255 @@
+"""The lake sink: output rows from the bus to Parquet, off the feed's thread.
+
+:class:`LakeSink` subscribes to :data:`~microstream.bus.protocol.Topics.ROWS`
+and hands rows to a background thread through a bounded queue, so the feed
+never waits for the disk. When the queue is full, a row waits at most
+``put_timeout`` seconds, then it is dropped, counted and logged (never
+silently). Writer errors are kept in :attr:`LakeSink.error`, logged, and
+raised again by :meth:`LakeSink.close`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import signal
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from microstream.bus.protocol import Bus, Row, Topics
+from microstream.errors import StoreError
+from microstream.store.lake import LakeWriter, WriterStats
+
+log = logging.getLogger(__name__)
+
+_DROP_LOG_INTERVAL = 5.0
+_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """Counters of a :class:`LakeSink` (a snapshot).
+
+    Attributes:
+        received: rows offered to the sink.
+        dropped: rows dropped because the queue stayed full (or the sink was closed).
+        rejected: messages that were not rows.
+        queue_depth: rows waiting in the queue.
+        writer: the writer's own counters.
+    """
+
+    received: int
+    dropped: int
+    rejected: int
+    queue_depth: int
+    writer: WriterStats
+
+
+class LakeSink:
+    """Writes bus rows into the lake from a background thread.
+
+    Args:
+        writer: the lake writer; owned by the sink's thread from now on.
+        maxsize: capacity of the queue in rows.
+        put_timeout: seconds a row may wait for room before it is dropped.
+        tick: seconds between checks for due flushes when no rows arrive.
+    """
+
+    def __init__(
+        self,
+        writer: LakeWriter,
+        *,
+        maxsize: int = 100_000,
+        put_timeout: float = 0.05,
+        tick: float = 0.1,
+    ) -> None:
+        self.writer = writer
+        self.put_timeout = put_timeout
+        self.tick = tick
+        self.error: StoreError | None = None
+        self._queue: queue.Queue[Row] = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self._flush_waiters: collections.deque[threading.Event] = collections.deque()
+        self._closed = False
+        self._received = 0
+        self._dropped = 0
+        self._rejected = 0
+        self._last_drop_log = float("-inf")
+        self._thread = threading.Thread(target=self._run, name="lake-sink", daemon=True)
+        self._thread.start()
+
+    @property
+    def stats(self) -> SinkStats:
+        """A snapshot of the counters."""
+        return SinkStats(
+            received=self._received,
+            dropped=self._dropped,
+            rejected=self._rejected,
+            queue_depth=self._queue.qsize(),
+            writer=self.writer.stats,
+        )
+
+    def attach(self, bus: Bus) -> None:
+        """Subscribe to the output rows of ``bus``."""
+        bus.subscribe(Topics.ROWS, self.on_message)
+
+    def on_message(self, key: str, message: Any) -> None:
+        """Bus handler: queue ``message`` if it is a :class:`Row`."""
+        if not isinstance(message, Row):
+            self._rejected += 1
+            if self._rejected == 1:
+                log.warning("lake sink: non-row message on %s skipped", Topics.ROWS)
+            return
+        self.put(message)
+
+    def put(self, row: Row) -> bool:
+        """Queue one row; False if it was dropped (queue full or sink closed)."""
+        self._received += 1
+        if self._closed:
+            self._drop("sink closed")
+            return False
+        try:
+            self._queue.put(row, timeout=self.put_timeout)
+        except queue.Full:
+            self._drop("queue full")
+            return False
+        return True
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write every row queued so far; True if done within ``timeout``.
+
+        Safe to call from a signal handler: it only sets events.
+        """
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._flush_waiters.append(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Drain the queue, flush and close the writer.
+
+        Raises:
+            StoreError: a write failed at any time during the sink's life.
+        """
+        self._closed = True
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise StoreError(f"lake sink did not finish writing within {timeout:.0f} s")
+        if self.error is not None:
+            raise self.error
+
+    def _drop(self, reason: str) -> None:
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= _DROP_LOG_INTERVAL:
+            self._last_drop_log = now
+            log.warning("lake sink: row dropped (%s); %d dropped so far", reason, self._dropped)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                row = self._queue.get(timeout=self.tick)
+            except queue.Empty:
+                self._guard(self.writer.flush_due)
+            else:
+                self._write(row)
+                self._drain(_BATCH)
+            if self._flush_waiters:
+                self._serve_flush()
+        self._drain(None)
+        self._guard(self.writer.close)
+        self._release_waiters()
+
+    def _drain(self, limit: int | None) -> None:
+        count = 0
+        while limit is None or count < limit:
+            try:
+                row = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._write(row)
+            count += 1
+
+    def _serve_flush(self) -> None:
+        waiting = len(self._flush_waiters)
+        self._drain(self._queue.qsize())
+        self._guard(self.writer.flush)
+        self._release_waiters(waiting)
+
+    def _release_waiters(self, count: int | None = None) -> None:
+        while self._flush_waiters and (count is None or count > 0):
+            self._flush_waiters.popleft().set()
+            count = None if count is None else count - 1
+
+    def _write(self, row: Row) -> None:
+        self._guard(lambda: self.writer.add(row))
+
+    def _guard(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except StoreError as exc:
+            self._record(exc)
+        except Exception as exc:  # the thread must never die silently
+            log.exception("lake sink: unexpected error")
+            self._record(StoreError(f"lake sink failed: {exc!r}"))
+
+    def _record(self, exc: StoreError) -> None:
+        if self.error is None:
+            self.error = exc
+        log.error("lake sink: %s", exc)
+
+
+SignalHandler = Callable[[int, types.FrameType | None], Any] | int | None
+
+
+def install_flush_on_signal(
+    flush: Callable[[], object],
+    signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> Callable[[], None]:
+    """On each of ``signals``, call ``flush`` then the previous handler.
+
+    With the default previous handler, SIGINT raises :class:`KeyboardInterrupt`
+    and other signals :class:`SystemExit` (``128 + signum``), so the process
+    still stops, after its lake rows are on disk. Must run in the main thread.
+
+    Returns:
+        A function that restores the previous handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        log.warning("signal handlers can only be installed from the main thread")
+        return lambda: None
+    previous: dict[signal.Signals, SignalHandler] = {}
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        try:
+            flush()
+        except Exception:
+            log.exception("flush on signal %d failed", signum)
+        _chain(previous.get(signal.Signals(signum)), signum, frame)
+
+    for sig in signals:
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def _chain(previous: SignalHandler, signum: int, frame: types.FrameType | None) -> None:
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_IGN:
+        return
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:
+        raise SystemExit(128 + signum)
