@@ -1,0 +1,242 @@
+"""The 5-10 s direction forecast: a fitted model and its live pipeline stage.
+
+:class:`ForecastModel` wraps a fitted scikit-learn classifier (class codes 0,
+1, 2 = up, neutral, down) with the feature names, horizon and threshold it was
+trained for. For a standardised multinomial logistic regression it keeps the
+coefficients and predicts one row with plain numpy (a few microseconds), not
+through scikit-learn's per-call validation.
+
+:class:`DirectionForecaster` is the per-symbol stage: it turns each
+``features`` row into forecast inputs (:mod:`microstream.models.forecast_features`)
+and emits a ``predictions`` row.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from microstream.bus.protocol import Row
+from microstream.errors import ModelError
+from microstream.models.forecast_features import FEATURE_NAMES, ForecastFeatures
+from microstream.models.labels import CLASSES
+from microstream.models.registry import ModelMeta, load_model
+
+log = logging.getLogger(__name__)
+
+PROB_FLOOR = 1e-6
+"""Probabilities are clipped to at least this and renormalised (finite log-loss)."""
+
+Probs = tuple[float, float, float]
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    """Clip rows to PROB_FLOOR and renormalise them to sum to 1."""
+    clipped = np.clip(p, PROB_FLOOR, None)
+    out: np.ndarray = clipped / clipped.sum(axis=-1, keepdims=True)
+    return out
+
+
+class _LinearFastPath:
+    """``softmax(((x - mean) / scale) @ coef.T + intercept)`` for a fitted pipeline."""
+
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray
+    ) -> None:
+        self.mean = mean
+        self.scale = scale
+        self.coef = coef
+        self.intercept = intercept
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        if z.shape[-1] == 1:  # binary logistic regression: one logit
+            z = np.concatenate([np.zeros_like(z), z], axis=-1)
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+        return out
+
+
+def _linear_fast_path(estimator: Any) -> _LinearFastPath | None:
+    """The numpy fast path of ``Pipeline(StandardScaler, LogisticRegression)``, if it is one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(estimator, Pipeline) or len(estimator.steps) != 2:
+        return None
+    scaler, clf = estimator.steps[0][1], estimator.steps[1][1]
+    if not isinstance(scaler, StandardScaler) or not isinstance(clf, LogisticRegression):
+        return None
+    mean = np.asarray(scaler.mean_, dtype=np.float64)
+    scale = np.asarray(scaler.scale_, dtype=np.float64)
+    coef = np.asarray(clf.coef_, dtype=np.float64)
+    intercept = np.asarray(clf.intercept_, dtype=np.float64)
+    return _LinearFastPath(mean, scale, coef, intercept)
+
+
+class ForecastModel:
+    """A fitted direction classifier with what it needs to be used safely.
+
+    Attributes:
+        estimator: a fitted scikit-learn classifier over class codes 0/1/2.
+        kind: short description (``logistic``, ``hgb``, ``logistic+isotonic``...).
+        feature_names: the input order (must equal :data:`FEATURE_NAMES` to run live).
+        horizon_s / threshold_bps: the label definition it was trained for.
+        tag: ``name@version`` once loaded from the registry.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        kind: str,
+        feature_names: Sequence[str] = FEATURE_NAMES,
+        horizon_s: float = 10.0,
+        threshold_bps: float = 1.0,
+    ) -> None:
+        self.estimator = estimator
+        self.kind = kind
+        self.feature_names = tuple(feature_names)
+        self.horizon_s = horizon_s
+        self.threshold_bps = threshold_bps
+        self.tag = f"forecast-{kind}@dev"
+        self.classes = [int(c) for c in getattr(estimator, "classes_", [0, 1, 2])]
+        self._fast = _linear_fast_path(estimator)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fast = _linear_fast_path(self.estimator)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fast"] = None
+        return state
+
+    def _full(self, p: np.ndarray) -> np.ndarray:
+        """Expand per-fitted-class columns to the three classes (missing = 0)."""
+        if p.shape[1] == len(CLASSES) and self.classes == [0, 1, 2]:
+            return _normalise(p)
+        full = np.zeros((p.shape[0], len(CLASSES)))
+        for col, cls in enumerate(self.classes):
+            full[:, cls] = p[:, col]
+        return _normalise(full)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, 3)`` in ``(up, neutral, down)`` order for rows of ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ModelError(
+                f"expected {len(self.feature_names)} features per row, got shape {x.shape}"
+            )
+        raw = self._fast(x) if self._fast is not None else self.estimator.predict_proba(x)
+        return self._full(np.asarray(raw, dtype=np.float64))
+
+    def predict_proba_one(self, x: Sequence[float] | np.ndarray) -> Probs:
+        """``(p_up, p_neutral, p_down)`` for one input vector."""
+        p = self.predict_proba(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
+        return float(p[0]), float(p[1]), float(p[2])
+
+
+def load_forecast_model(path: str) -> ForecastModel:
+    """Load a :class:`ForecastModel` from the registry, checking kind and features."""
+    obj, meta = load_model(path)
+    return _checked(obj, meta)
+
+
+def _checked(obj: Any, meta: ModelMeta) -> ForecastModel:
+    if not isinstance(obj, ForecastModel):
+        raise ModelError(f"{meta.tag} is a {type(obj).__name__}, not a ForecastModel")
+    if tuple(obj.feature_names) != FEATURE_NAMES:
+        raise ModelError(f"{meta.tag} was trained on other features: {obj.feature_names}")
+    obj.tag = meta.tag
+    return obj
+
+
+def argmax_label(probs: Probs) -> str:
+    """The most probable class name."""
+    return CLASSES[max(range(3), key=lambda i: probs[i])]
+
+
+class DirectionForecaster:
+    """Per-symbol stage: ``features`` row in, ``predictions`` row out.
+
+    Probabilities and label are None when the row is invalid (book not valid,
+    mid or book features missing) or when there is no model. The horizon and
+    threshold written are the model's (a mismatch with the configured ones is
+    logged once).
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        emit: Callable[[Row], None],
+        model: ForecastModel | None,
+        horizon_s: float = 10.0,
+        threshold_bps: float = 1.0,
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.emit = emit
+        self.inputs = ForecastFeatures()
+        self.horizon_s = horizon_s
+        self.threshold_bps = threshold_bps
+        self.model: ForecastModel | None = None
+        self.errors = 0
+        self.last: dict[str, Any] | None = None
+        self.set_model(model)
+
+    def set_model(self, model: ForecastModel | None) -> None:
+        """Swap the model; the streaming input state is kept."""
+        if model is not None and (
+            model.horizon_s != self.horizon_s or model.threshold_bps != self.threshold_bps
+        ):
+            log.warning(
+                "%s %s: model %s was trained for h=%ss θ=%sbps, configured h=%ss θ=%sbps; "
+                "using the model's",
+                self.exchange,
+                self.symbol,
+                model.tag,
+                model.horizon_s,
+                model.threshold_bps,
+                self.horizon_s,
+                self.threshold_bps,
+            )
+        self.model = model
+
+    @property
+    def model_tag(self) -> str | None:
+        """``name@version`` of the current model."""
+        return self.model.tag if self.model is not None else None
+
+    def on_features(self, values: Mapping[str, Any]) -> Probs | None:
+        """Consume one features row; emit and return its prediction (None if null)."""
+        x = self.inputs.update(values)
+        probs: Probs | None = None
+        if x is not None and self.model is not None:
+            try:
+                probs = self.model.predict_proba_one(x)
+            except (ModelError, ValueError, FloatingPointError) as exc:
+                self.errors += 1
+                log.warning("%s %s: prediction failed: %s", self.exchange, self.symbol, exc)
+            if probs is not None and not all(math.isfinite(p) for p in probs):
+                self.errors += 1
+                probs = None
+        horizon = self.model.horizon_s if self.model is not None else self.horizon_s
+        row = {
+            "ts": int(values["ts"]),
+            "horizon_s": round(horizon),
+            "p_up": probs[0] if probs else None,
+            "p_neutral": probs[1] if probs else None,
+            "p_down": probs[2] if probs else None,
+            "label": argmax_label(probs) if probs else None,
+            "model": self.model_tag,
+        }
+        self.last = row
+        self.emit(Row("predictions", self.exchange, self.symbol, row))
+        return probs
