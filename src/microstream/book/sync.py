@@ -80,6 +80,7 @@ class BookSynchronizer:
         rule: ContinuityRule,
         on_state: Callable[[SyncStateChange], None],
         request_snapshot: Callable[[str], None] | None = None,
+        on_applied: Callable[[DepthUpdate], None] | None = None,
         max_buffer: int = 20_000,
     ) -> None:
         self.exchange = exchange
@@ -96,6 +97,7 @@ class BookSynchronizer:
         self.resyncs = 0
         self._on_state = on_state
         self._request_snapshot = request_snapshot
+        self._on_applied = on_applied
         self._buffer: deque[DepthUpdate] = deque()
         self._max_buffer = max_buffer
         self._snapshot_loaded = False
@@ -158,6 +160,10 @@ class BookSynchronizer:
             self._discard(SyncState.CROSSED, ev, f"best bid {bid} >= best ask {ask}")
             return False
         self.applied += 1
+        if self.state is not SyncState.SYNCED:
+            self._enter_synced(ev)
+        if self._on_applied is not None:
+            self._on_applied(ev)
         return True
 
     def _gap(self, ev: DepthUpdate, detail: str) -> bool:
@@ -177,6 +183,17 @@ class BookSynchronizer:
             self._buffer.append(ev)  # the diff after a gap is still good data
         self.resyncs += 1
         self._set(SyncState.RESYNC, ev.ts_recv, "book discarded, requesting snapshot", None)
+        self._ask_snapshot()
+
+    def reset(self, ts_recv: int, reason: str) -> None:
+        """Discard the book on the caller's word (reconnect, rebalance) and resync."""
+        self.book.clear()
+        self.last_update_id = None
+        self._snapshot_loaded = False
+        self._buffer.clear()
+        self.resyncs += 1
+        self._started = True
+        self._set(SyncState.RESYNC, ts_recv, reason, None)
         self._ask_snapshot()
 
     # -------------------------------------------------------------- snapshots
@@ -242,7 +259,6 @@ class BookSynchronizer:
             if not self._apply(ev):
                 self._buffer.extend(pending[i + 1 :])
                 return applied
-            self._enter_synced(ev)
             applied.append(ev)
         return applied
 
