@@ -230,7 +230,7 @@ class DirectionForecaster:
         horizon = self.model.horizon_s if self.model is not None else self.horizon_s
         row = {
             "ts": int(values["ts"]),
-            "horizon_s": round(horizon),
+            "horizon_s": float(horizon),
             "p_up": probs[0] if probs else None,
             "p_neutral": probs[1] if probs else None,
             "p_down": probs[2] if probs else None,
