@@ -1,0 +1,420 @@
+"""The Kafka bus: :class:`~microstream.bus.protocol.Bus` over confluent-kafka.
+
+Publishing uses an idempotent producer (``enable.idempotence``, ``acks=all``)
+keyed by ``"<exchange>:<SYMBOL>"`` with Kafka's murmur2 partitioner, so one
+symbol's messages stay in order in one partition (see :mod:`microstream.bus.topics`
+for the topic mapping). Consuming is a poll loop (:meth:`KafkaBus.run`, or
+:meth:`KafkaBus.start` in a thread) that decodes each message, drops
+duplicates (:class:`~microstream.bus.dedup.EventDedup`), calls the subscribers
+and only then stores the message's offset for the next commit: delivery is
+at-least-once. Partitions come from a consumer group (``group.id``, range
+assignment so a symbol's partitions of every topic go to the same engine) or
+are assigned directly (tests, a single engine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from microstream.bus.codec import Codec, Decoded
+from microstream.bus.dedup import EventDedup
+from microstream.bus.protocol import Handler
+from microstream.bus.topics import TopicMap, partition_for
+from microstream.errors import BusError, CodecError
+
+log = logging.getLogger(__name__)
+
+PartitionList = list[tuple[str, int]]
+RebalanceCallback = Callable[[PartitionList], None]
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Everything the Kafka bus needs, documented field by field.
+
+    Attributes:
+        bootstrap_servers: ``host:port[,host:port]`` of the brokers.
+        topics: logical -> Kafka topic mapping.
+        partitions: partitions of each topic the bus creates.
+        replication_factor: replicas of each topic the bus creates.
+        group_id: consumer group id (committed offsets live under it).
+        mode: ``"group"`` (join the group, partitions balanced across members)
+            or ``"direct"`` (assign partitions, no group membership).
+        direct_partitions: partitions to read in direct mode (``None``: all).
+        client_id: client id shown in broker logs.
+        connect_retries: attempts to reach the broker before :class:`BusError`.
+        retry_backoff_s: first wait between attempts (doubles, at most 10 s).
+        session_timeout_ms: group session timeout (failure detection).
+        producer_config / consumer_config: extra librdkafka settings.
+    """
+
+    bootstrap_servers: str = "localhost:9092"
+    topics: TopicMap = field(default_factory=TopicMap)
+    partitions: int = 6
+    replication_factor: int = 1
+    group_id: str = "microstream-engine"
+    mode: Literal["group", "direct"] = "group"
+    direct_partitions: tuple[int, ...] | None = None
+    client_id: str = "microstream"
+    connect_retries: int = 5
+    retry_backoff_s: float = 1.0
+    session_timeout_ms: int = 10_000
+    producer_config: dict[str, Any] = field(default_factory=dict)
+    consumer_config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> KafkaSettings:
+        """Settings from the environment (see ``.env.example``), then ``overrides``."""
+        topics = TopicMap(
+            prefix=os.environ.get("MICROSTREAM_KAFKA_TOPIC_PREFIX") or "microstream",
+            raw_bars_topic=os.environ.get("KAFKA_RAW_BARS_TOPIC") or "market_raw_bars",
+            regime_signals_topic=os.environ.get("KAFKA_REGIME_SIGNALS_TOPIC")
+            or "market_regime_signals",
+        )
+        values: dict[str, Any] = {
+            "bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092",
+            "topics": topics,
+            "partitions": _env_int("MICROSTREAM_KAFKA_PARTITIONS", 6),
+            "group_id": os.environ.get("MICROSTREAM_KAFKA_GROUP") or "microstream-engine",
+            "connect_retries": _env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise BusError(f"{name}={raw!r} is not an integer") from exc
+
+
+@dataclass
+class BusStats:
+    """Counters of one bus (read them for ``/health`` and ``/metrics``)."""
+
+    published: int = 0
+    delivered: int = 0
+    delivery_errors: int = 0
+    consumed: int = 0
+    handled: int = 0
+    handler_errors: int = 0
+    consumer_errors: int = 0
+    rebalances: int = 0
+    connect_retries: int = 0
+    last_error: str = ""
+
+
+class KafkaBus:
+    """Publish/subscribe over Kafka (see the module docstring for the guarantees).
+
+    Subscribe before :meth:`run`/:meth:`start`. Handlers run on the poll thread;
+    publishing is thread-safe.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        dedup: EventDedup | None = None,
+        create_topics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.codec = Codec()
+        self.dedup = dedup
+        self.stats = BusStats()
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._kafka_topics: set[str] = set()
+        self._session = time.time_ns()
+        self._seq: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self._partitions: dict[str, int] = {}
+        self._admin = AdminClient(self._common_config())
+        self.connect()
+        if create_topics:
+            self.ensure_topics(settings.topics.all_topics())
+        self._producer = Producer(self._producer_config())
+
+    # -- connection and topics -------------------------------------------------
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            "client.id": self.settings.client_id,
+            "log_level": 3,
+        }
+
+    def connect(self) -> None:
+        """Wait for the broker; :class:`BusError` after ``connect_retries`` failures."""
+        address = self.settings.bootstrap_servers
+        attempts = max(1, self.settings.connect_retries)
+        backoff = self.settings.retry_backoff_s
+        for attempt in range(1, attempts + 1):
+            try:
+                metadata = self._admin.list_topics(timeout=max(1.0, backoff))
+            except KafkaException as exc:
+                self.stats.connect_retries += 1
+                self.stats.last_error = str(exc)
+                log.warning(
+                    "Kafka broker at %s unreachable (attempt %d/%d): %s",
+                    address,
+                    attempt,
+                    attempts,
+                    exc.args[0] if exc.args else exc,
+                )
+                if attempt < attempts:
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                continue
+            self._remember_partitions(metadata.topics)
+            log.info("connected to Kafka at %s", address)
+            return
+        raise BusError(
+            f"Kafka broker at {address} is unreachable after {attempts} attempts "
+            "(check KAFKA_BOOTSTRAP_SERVERS and that the broker is running)"
+        )
+
+    def _remember_partitions(self, topics: dict[str, Any]) -> None:
+        for name, meta in topics.items():
+            if meta.partitions:
+                self._partitions[name] = len(meta.partitions)
+
+    def ensure_topics(self, names: Sequence[str]) -> None:
+        """Create the missing topics with ``settings.partitions`` partitions each."""
+        missing = [name for name in names if name not in self._partitions]
+        if not missing:
+            return
+        new = [
+            NewTopic(name, self.settings.partitions, self.settings.replication_factor)
+            for name in missing
+        ]
+        for name, future in self._admin.create_topics(new, request_timeout=15.0).items():
+            try:
+                future.result(timeout=20.0)
+                log.info("created Kafka topic %s (%d partitions)", name, self.settings.partitions)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if not (
+                    isinstance(error, KafkaError)
+                    and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    raise BusError(f"cannot create Kafka topic {name}: {exc}") from exc
+        self._remember_partitions(self._admin.list_topics(timeout=10.0).topics)
+
+    def partition_of(self, kafka_topic: str, key: str) -> int:
+        """The partition of ``kafka_topic`` that carries ``key``."""
+        count = self._partitions.get(kafka_topic, self.settings.partitions)
+        return partition_for(key, count)
+
+    # -- publishing --------------------------------------------------------------
+
+    def _producer_config(self) -> dict[str, Any]:
+        config = self._common_config()
+        config.update(
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "message.timeout.ms": 300_000,
+            }
+        )
+        config.update(self.settings.producer_config)
+        return config
+
+    def publish(self, topic: str, key: str, message: Any) -> None:
+        """Encode and send ``message``; never blocks for long (buffers in the producer)."""
+        kafka_topic = self.settings.topics.for_message(topic, message)
+        self._seq[key] += 1
+        value = self.codec.encode(topic, message, session=self._session, seq=self._seq[key])
+        while True:
+            try:
+                self._producer.produce(
+                    kafka_topic, value, key.encode(), on_delivery=self._delivered
+                )
+                break
+            except BufferError:  # local queue full: serve callbacks, then retry
+                self._producer.poll(0.05)
+        self.stats.published += 1
+        self._producer.poll(0)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.stats.delivered += 1
+            return
+        self.stats.delivery_errors += 1
+        self.stats.last_error = str(error)
+        log.error("Kafka delivery to %s failed: %s", message.topic(), error)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Deliver everything published so far; :class:`BusError` after ``timeout``."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise BusError(
+                f"{remaining} message(s) not delivered to Kafka at "
+                f"{self.settings.bootstrap_servers} within {timeout:.0f} s"
+            )
+
+    # -- consuming -----------------------------------------------------------------
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Call ``handler(key, message)`` for every message published on logical ``topic``."""
+        if self._consumer is not None:
+            raise BusError("subscribe before the consumer starts")
+        self._handlers[topic].append(handler)
+        self._kafka_topics.update(self.settings.topics.subscription(topic))
+
+    def _consumer_config(self) -> dict[str, Any]:
+        config = self._common_config()
+        config.update(
+            {
+                "group.id": self.settings.group_id,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000,
+                "enable.auto.offset.store": False,
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": self.settings.session_timeout_ms,
+                "heartbeat.interval.ms": max(100, self.settings.session_timeout_ms // 5),
+            }
+        )
+        config.update(self.settings.consumer_config)
+        return config
+
+    def _open_consumer(self) -> Consumer:
+        consumer = Consumer(self._consumer_config())
+        topics = sorted(self._kafka_topics)
+        self.ensure_topics(topics)
+        if self.settings.mode == "group":
+            consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
+        else:
+            wanted = self.settings.direct_partitions
+            assignment = [
+                TopicPartition(name, partition)
+                for name in topics
+                for partition in range(self._partitions.get(name, self.settings.partitions))
+                if wanted is None or partition in wanted
+            ]
+            consumer.assign(assignment)
+            if self._on_assign is not None:
+                self._on_assign([(tp.topic, tp.partition) for tp in assignment])
+        return consumer
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        log.info("assigned %s", _describe(partitions))
+        if self._on_assign is not None:
+            self._on_assign([(tp.topic, tp.partition) for tp in partitions])
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        log.info("revoked %s", _describe(partitions))
+        self._commit(consumer)
+        if self._on_revoke is not None:
+            self._on_revoke([(tp.topic, tp.partition) for tp in partitions])
+
+    def _commit(self, consumer: Consumer) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not (isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET):
+                log.warning("offset commit failed: %s", exc)
+
+    def run(self) -> None:
+        """Poll and dispatch until :meth:`stop`; commits stored offsets on the way out."""
+        consumer = self._consumer = self._open_consumer()
+        try:
+            while not self._stop.is_set():
+                for message in consumer.consume(num_messages=500, timeout=0.2):
+                    self._handle(consumer, message)
+                self._producer.poll(0)
+        finally:
+            self._commit(consumer)
+            consumer.close()
+
+    def _handle(self, consumer: Consumer, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                self.stats.consumer_errors += 1
+                self.stats.last_error = str(error)
+                log.warning("Kafka consumer error: %s", error)
+            return
+        self.stats.consumed += 1
+        decoded = self._decode(message)
+        if decoded is not None and (self.dedup is None or self.dedup.accept(decoded.message)):
+            key = (message.key() or b"").decode(errors="replace")
+            self._dispatch(decoded, key)
+        consumer.store_offsets(message=message)
+
+    def _decode(self, message: Message) -> Decoded | None:
+        try:
+            return self.codec.decode(message.value() or b"")
+        except CodecError as exc:
+            log.warning(
+                "skipping undecodable message %s[%d]@%d: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                exc,
+            )
+            return None
+
+    def _dispatch(self, decoded: Decoded, key: str) -> None:
+        for handler in self._handlers.get(decoded.topic, ()):
+            try:
+                handler(key, decoded.message)
+            except Exception:
+                self.stats.handler_errors += 1
+                log.exception("handler of %s failed on key %s", decoded.topic, key)
+        self.stats.handled += 1
+
+    def start(self) -> None:
+        """Run the poll loop in a daemon thread."""
+        if self._thread is not None:
+            raise BusError("the consumer is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the poll loop (the consumer commits and leaves the group)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop consuming and flush what was published."""
+        self.stop()
+        try:
+            self.flush(timeout=10.0)
+        finally:
+            self._producer.poll(0)
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for tp in partitions:
+        by_topic[tp.topic].append(tp.partition)
+    return ", ".join(f"{name}{sorted(parts)}" for name, parts in sorted(by_topic.items())) or "-"
