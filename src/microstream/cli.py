@@ -18,6 +18,7 @@ from microstream.errors import MicroStreamError
 COMMAND_MODULES: tuple[str, ...] = (
     "replay",
     "compact",
+    "record",
 )
 
 
