@@ -1,0 +1,134 @@
+"""Health page: feed, latency, book-sync ledger, queues, drops, models, warm-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from microstream.dashboard import charts, data
+from microstream.dashboard import components as ui
+
+st.title("Engine health")
+
+
+@st.fragment(run_every=ui.REFRESH_S)
+def health_panels() -> None:
+    """Health numbers and tables, refreshed in place."""
+    ctx = ui.engine_context()
+    if ctx is None:
+        return
+    try:
+        doc = data.health(ctx.base)
+        state = data.state(ctx.base, ctx.exchange, ctx.symbol)
+        sync_rows = data.table_frame(ctx.base, ctx.exchange, ctx.symbol, "book_sync", 500)
+        trades = data.table_frame(ctx.base, ctx.exchange, ctx.symbol, "trades", 2000)
+    except data.EngineOffline as exc:
+        ui.offline_panel(ctx.base, str(exc))
+        return
+    status_row(doc)
+    feed_row(doc, trades)
+    book_section(doc, ctx, sync_rows)
+    queues_section(doc)
+    models_section(doc, state.get("live") or {})
+    with st.expander("Raw /health document"):
+        st.json(doc)
+
+
+def _get(doc: dict[str, Any], *path: str) -> Any:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def status_row(doc: dict[str, Any]) -> None:
+    """Overall status, source and uptime."""
+    status = str(doc.get("status", "unknown"))
+        cols = st.columns(4)
+    cols[0].metric("Status", status.upper())
+    cols[1].metric("Source", str(doc.get("source", "—")))
+    cols[2].metric("Uptime", ui.number(doc.get("uptime_s"), "{:,.0f} s"))
+    cols[3].metric("Last row", ui.number(doc.get("last_row_age_s"), "{:.1f} s ago"))
+
+
+def feed_row(doc: dict[str, Any], trades: pd.DataFrame) -> None:
+    """Feed connection, message rate, reconnects, latency."""
+    st.subheader("Feed")
+    raw_feed = doc.get("feed")
+    feed: dict[str, Any] = raw_feed if isinstance(raw_feed, dict) else {}
+    connected = feed.get("connected")
+    cols = st.columns(5)
+    cols[0].metric("Connection", "connected" if connected else "—" if connected is None else "down")
+    cols[1].metric("Messages/s", ui.number(feed.get("messages_per_s"), "{:,.1f}"))
+    cols[2].metric("Last message", ui.number(feed.get("last_message_age_s"), "{:.2f} s ago"))
+    cols[3].metric("Reconnects", ui.number(feed.get("reconnects"), "{:,.0f}"))
+    latency = None
+    if not trades.empty and {"ts_event", "ts_recv"} <= set(trades.columns):
+        latency = float(((trades["ts_recv"] - trades["ts_event"]) / 1e6).median())
+    cols[4].metric("Latency (median)", ui.number(latency, "{:.1f} ms"))
+    ui.chart(charts.latency_chart(trades), "latency")
+
+
+def book_section(doc: dict[str, Any], ctx: ui.Context, sync_rows: pd.DataFrame) -> None:
+    """Per-symbol book state and the book-sync ledger."""
+    st.subheader("Order book sync")
+    symbols = doc.get("symbols")
+    if isinstance(symbols, dict) and symbols:
+        table = pd.DataFrame(
+            [{"symbol": key, **v} for key, v in symbols.items() if isinstance(v, dict)]
+        )
+        st.dataframe(table.astype(str), hide_index=True, width="stretch")
+    if sync_rows.empty or "state" not in sync_rows:
+        st.caption("No sync events yet.")
+        return
+    counts = sync_rows["state"].value_counts()
+    cols = st.columns(3)
+    cols[0].metric("Gaps", int(counts.get("gap", 0)))
+    cols[1].metric("Resyncs", int(counts.get("resync", 0)))
+    cols[2].metric("Current state", str(sync_rows["state"].iloc[-1]))
+    ledger = sync_rows.drop(columns=["ts_recv"], errors="ignore").iloc[::-1]
+    st.markdown(f"**Book-sync ledger of {ctx.exchange}:{ctx.symbol}** (newest first)")
+    st.dataframe(ledger.astype(str), hide_index=True, width="stretch", height=240)
+
+
+def queues_section(doc: dict[str, Any]) -> None:
+    """Queue depths and dropped or rejected messages."""
+    st.subheader("Queues and drops")
+    cols = st.columns(2)
+    cols[0].metric("Dropped", ui.number(doc.get("dropped"), "{:,.0f}"))
+    cols[1].metric("Rejected", ui.number(doc.get("rejected"), "{:,.0f}"))
+    queues = doc.get("queues")
+    if isinstance(queues, dict) and queues:
+        rows = [
+            {"queue": name, **(q if isinstance(q, dict) else {"depth": q})}
+            for name, q in queues.items()
+        ]
+        st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch")
+
+
+def models_section(doc: dict[str, Any], live: dict[str, Any]) -> None:
+    """Model versions and warm-up progress."""
+    st.subheader("Models")
+    models = doc.get("models")
+    if isinstance(models, dict) and models:
+        st.dataframe(
+            pd.DataFrame([{"model": k, "version": str(v)} for k, v in models.items()]),
+            hide_index=True,
+            width="stretch",
+        )
+    info = ui.live_value(live, "model")
+    if isinstance(info, dict) and info:
+        st.caption("Forecast model: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    warmup = ui.live_value(live, "warmup")
+    if isinstance(warmup, dict):
+        done, needed = warmup.get("done"), warmup.get("needed")
+        if isinstance(done, int | float) and isinstance(needed, int | float) and needed > 0:
+            share = min(1.0, max(0.0, done / needed))
+            st.progress(share, text=f"Warm-up: {done:,.0f} / {needed:,.0f}")
+
+
+health_panels()
