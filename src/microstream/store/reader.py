@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from microstream.errors import StoreError
-from microstream.store.files import date_of_ns, list_data_files, split_visible
+from microstream.store.files import date_of_ns, list_data_files, replaced_by, split_visible
 from microstream.store.schema import get_table
 
 TimeBound = int | dt.datetime | dt.date
@@ -170,6 +170,20 @@ def scan_table(
     return _scan(table, files, start, end)
 
 
+def _missed_rows(before: dict[Path, list[str]]) -> bool:
+    """True if a compaction finished during a read whose rows the read may lack.
+
+    A ``compact-*`` file that appeared since ``before`` was listed only holds
+    rows the read saw if every file it replaces was in the first listing.
+    """
+    for directory, names in before.items():
+        known = set(names)
+        for name in list_data_files(directory):
+            if name not in known and not known.issuperset(replaced_by(directory / name)):
+                return True
+    return False
+
+
 def read_table(
     root: str | os.PathLike[str],
     table: str,
@@ -180,20 +194,24 @@ def read_table(
 ) -> pl.DataFrame:
     """``table`` as a DataFrame, rows with time in ``[start, end)``, sorted by time.
 
-    The read is consistent with concurrent compaction: if the file listing
-    changed while reading (a compaction replaced files), it is read again.
+    The read is consistent with a concurrent compaction: if one removed a
+    listed file, or finished with rows the listing did not cover, the table
+    is listed and read again. Rows a writer adds meanwhile may or may not be
+    included (each row at most once).
 
     Raises:
         StoreError: the table does not exist, or stays unreadable.
     """
     for _ in range(_READ_ATTEMPTS):
-        files = list_table_files(root, table, exchange, symbol, start, end)
+        dirs = partition_dirs(root, table, exchange, symbol, start, end)
+        before = {directory: list_data_files(directory) for directory in dirs}
+        files = [d / n for d, names in before.items() for n in split_visible(d, names)[0]]
         try:
             frame = _scan(table, files, start, end).collect()
         except (OSError, pl.exceptions.PolarsError) as exc:
             if all(path.exists() for path in files):
                 raise StoreError(f"cannot read lake table {table!r}: {exc}") from exc
             continue  # a compaction removed a listed file: list again
-        if files == list_table_files(root, table, exchange, symbol, start, end):
+        if not _missed_rows(before):
             return frame
     raise StoreError(f"lake table {table!r} under {Path(root)} keeps changing while read")
