@@ -67,7 +67,9 @@ class _Ids(msgspec.Struct):
 
     e: str | None = None
     t: int | None = None
-    a: int | str | None = None
+    a: msgspec.Raw = (
+        msgspec.Raw()
+    )  # aggregate id on aggTrade, asks list on depth, price on bookTicker
     u: int | None = None
     lastUpdateId: int | None = None
 
@@ -154,6 +156,7 @@ class FeedStats:
     snapshots_delivered: int = 0
     snapshot_errors: int = 0
     consumer_errors: int = 0
+    undecodable: int = 0
     last_message_ns: int | None = None
     state: str = "idle"
 
@@ -422,6 +425,7 @@ class BinanceLiveFeed:
         try:
             head = _HEAD.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
+            self.stats.undecodable += 1
             head = None
         if head is not None and self._is_control(conn, head):
             return
@@ -576,8 +580,9 @@ def _dedup_key(ids: _Ids) -> int | None:
     """The per-stream increasing id of a data frame, if it has one."""
     if ids.t is not None:
         return ids.t
-    if isinstance(ids.a, int) and ids.e == "aggTrade":
-        return ids.a
+    if ids.e == "aggTrade" and len(ids.a):
+        value = msgspec.json.decode(ids.a)
+        return value if isinstance(value, int) else None
     if ids.u is not None:
         return ids.u
     return ids.lastUpdateId
