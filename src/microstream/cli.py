@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "replay",
     "compact",
     "record",
+    "sim_exchange",
 )
 
 
