@@ -1,4 +1,4 @@
-"""MicroStream dashboard: a thin router over the pages in ``pages/``.
+"""MicroStream dashboard: a thin router over the pages in ``views/``.
 
 Run with ``microstream dashboard`` (or ``streamlit run`` on this file); the
 engine's API URL comes from ``MICROSTREAM_API_URL``.
@@ -18,10 +18,12 @@ st.set_page_config(page_title="MicroStream", page_icon=":material/monitoring:", 
 
 page = st.navigation(
     [
-        st.Page(HERE / "pages" / "live.py", title="Live", icon=":material/show_chart:", default=True),
-        st.Page(HERE / "pages" / "heatmap.py", title="Heatmap", icon=":material/grid_on:"),
-        st.Page(HERE / "pages" / "health.py", title="Health", icon=":material/monitor_heart:"),
-        st.Page(HERE / "pages" / "learn.py", title="Learn", icon=":material/school:"),
+        st.Page(
+            HERE / "views" / "live.py", title="Live", icon=":material/show_chart:", default=True
+        ),
+        st.Page(HERE / "views" / "heatmap.py", title="Heatmap", icon=":material/grid_on:"),
+        st.Page(HERE / "views" / "health.py", title="Health", icon=":material/monitor_heart:"),
+        st.Page(HERE / "views" / "learn.py", title="Learn", icon=":material/school:"),
     ]
 )
 ui.sidebar()

@@ -36,19 +36,10 @@ def health_panels() -> None:
         st.json(doc)
 
 
-def _get(doc: dict[str, Any], *path: str) -> Any:
-    node: Any = doc
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
 def status_row(doc: dict[str, Any]) -> None:
     """Overall status, source and uptime."""
     status = str(doc.get("status", "unknown"))
-        cols = st.columns(4)
+    cols = st.columns(4)
     cols[0].metric("Status", status.upper())
     cols[1].metric("Source", str(doc.get("source", "—")))
     cols[2].metric("Uptime", ui.number(doc.get("uptime_s"), "{:,.0f} s"))
