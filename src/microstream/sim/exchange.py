@@ -441,18 +441,20 @@ class LoopbackExchange:
         self.stats["frames_published"] += 1
         if self.on_publish is not None:
             self.on_publish(stream, data)
-        combined: str | None = None
-        raw: str | None = None
-        wanted = stream.lower()
+        names = _aliases(stream)
+        texts: dict[tuple[str, bool], str] = {}
         for conn in list(self._conns):
-            if wanted not in conn.streams or conn.stalled:
+            if conn.stalled:
                 continue
-            if conn.combined:
-                combined = combined or _encode({"stream": stream, "data": data}).decode()
-                self._enqueue(conn, combined)
-            else:
-                raw = raw or _encode(data).decode()
-                self._enqueue(conn, raw)
+            name = next((n for n in names if n in conn.streams), None)
+            if name is None:
+                continue
+            text = texts.get((name, conn.combined))
+            if text is None:
+                shown = stream if name == stream.lower() else name
+                body = {"stream": shown, "data": data} if conn.combined else data
+                text = texts[(name, conn.combined)] = _encode(body).decode()
+            self._enqueue(conn, text)
 
     def _send_malformed(self, stream: str) -> None:
         symbol = symbol_of_stream(stream)
@@ -641,6 +643,22 @@ class LoopbackExchange:
             "pump_done": self.pump_done.is_set(),
             "max_lifetime_s": self.faults.max_lifetime_s,
         }
+
+
+_DIFF_DEPTH_NAMES = ("depth", "depth@100ms", "depth@250ms", "depth@500ms", "depth@0ms")
+
+
+def _aliases(stream: str) -> tuple[str, ...]:
+    """Subscription names served by ``stream``'s frames.
+
+    A diff-depth stream is served under every update-speed name (the feed has
+    one speed; a client asking for another still gets a valid diff chain).
+    """
+    lowered = stream.lower()
+    symbol, _, kind = lowered.partition("@")
+    if kind in _DIFF_DEPTH_NAMES:
+        return (lowered, *(f"{symbol}@{k}" for k in _DIFF_DEPTH_NAMES if k != kind))
+    return (lowered,)
 
 
 def _now_ms() -> int:
