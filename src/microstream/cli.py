@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compact",
     "record",
     "sim_exchange",
+    "dashboard",
 )
 
 
