@@ -1,0 +1,130 @@
+"""The simulator behind the loopback exchange: live client sync, fault drill, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Callable
+
+import aiohttp
+import msgspec
+import pytest
+
+from microstream.book.sync import BookSynchronizer, ContinuityRule
+from microstream.events import BookSnapshot, DepthUpdate, SyncStateChange
+from microstream.frames import RawFrame
+from microstream.sim.exchange import LoopbackExchange
+from microstream.sim.sim_feed import SimFeed
+from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
+from microstream.venues.binance.parse import parse_frame
+
+pytestmark = pytest.mark.timeout(120)
+
+FAST = LiveFeedConfig(ping_interval_s=0.3, watchdog_s=3.0, backoff_base_s=0.05, backoff_cap_s=0.2)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait until ``condition()`` holds (fails the test after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_live_client_syncs_and_resyncs_after_a_skipped_depth_event() -> None:
+    states: list[SyncStateChange] = []
+    feed = SimFeed(seed=7, speed=5.0)
+    async with LoopbackExchange(feed, ping_interval_s=0.5, wait_for_client=False) as ex:
+        live: BinanceLiveFeed | None = None
+
+        def ask(symbol: str) -> None:
+            assert live is not None
+            live.request_snapshot(symbol)
+
+        sync = BookSynchronizer(
+            "binance", "BTCUSDT", ContinuityRule.for_market("spot"), states.append, ask
+        )
+
+        def on_frame(frame: RawFrame) -> None:
+            for event in parse_frame(frame):
+                if isinstance(event, DepthUpdate):
+                    sync.on_depth(event)
+                elif isinstance(event, BookSnapshot):
+                    sync.on_snapshot(event)
+
+        live = BinanceLiveFeed(
+            "spot", ["BTCUSDT"], on_frame, ws_url=ex.ws_url, rest_url=ex.rest_url, config=FAST
+        )
+        async with live:
+            await live.wait_connected(10)
+            sync.start(time.time_ns())
+            await until(lambda: sync.is_synced and sync.applied > 20)
+            assert sync.gaps == 0
+            ex.skip_depth(1)
+            await until(lambda: sync.gaps >= 1)
+            applied = sync.applied
+            await until(lambda: sync.is_synced and sync.applied > applied + 10)
+    bid, ask_level = sync.book.best_bid(), sync.book.best_ask()
+    assert bid is not None and ask_level is not None and bid[0] < ask_level[0]
+    assert sync.resyncs >= 1
+    assert {s.state for s in states} >= {"buffering", "synced", "gap"}
+
+
+async def test_rest_answers_come_from_the_simulator() -> None:
+    feed = SimFeed(["BTCUSDT", "ETHUSDT"], seed=3, speed=None)
+    async with (
+        LoopbackExchange(feed, wait_for_client=False) as ex,
+        aiohttp.ClientSession() as session,
+    ):
+        await until(lambda: feed.frames_yielded > 50)
+        async with session.get(f"{ex.rest_url}/api/v3/exchangeInfo") as resp:
+            info = await resp.json()
+        async with session.get(f"{ex.rest_url}/api/v3/depth?symbol=ETHUSDT&limit=5") as resp:
+            depth = await resp.json()
+    assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
+    assert list(depth) == ["lastUpdateId", "bids", "asks"]
+    assert len(depth["bids"]) == 5 and float(depth["bids"][0][0]) < float(depth["asks"][0][0])
+
+
+async def test_sim_exchange_command_serves_and_stops() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "microstream.cli",
+        "sim-exchange",
+        "--port",
+        "0",
+        "--speed",
+        "5",
+        "--duration",
+        "8",
+        "--seed",
+        "5",
+        "--skip-depth-every",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    banner = ""
+    while "BINANCE_WS_URL" not in banner:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, "sim-exchange exited before printing its URLs"
+        banner += line.decode()
+    assert "SIMULATED DATA" in banner
+    match = re.search(r"BINANCE_WS_URL=(\S+) BINANCE_REST_URL=(\S+)", banner)
+    assert match is not None
+    ws_url, rest_url = match.groups()
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{ws_url}/ws/btcusdt@trade") as ws:
+            msg = await asyncio.wait_for(ws.receive(), 20)
+        trade = msgspec.json.decode(msg.data)
+        assert trade["e"] == "trade" and trade["s"] == "BTCUSDT"
+        await asyncio.sleep(1.5)
+        async with session.get(f"{rest_url}/_admin/state") as resp:
+            state = await resp.json()
+    assert state["injected"].get("depth_skipped", 0) >= 1
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
