@@ -7,7 +7,9 @@ for the topic mapping). Consuming is a poll loop (:meth:`KafkaBus.run`, or
 :meth:`KafkaBus.start` in a thread) that decodes each message, drops
 duplicates (:class:`~microstream.bus.dedup.EventDedup`), calls the subscribers
 and only then stores the message's offset for the next commit: delivery is
-at-least-once. Partitions come from a consumer group (``group.id``, range
+at-least-once, outputs included: a commit first flushes the producer, so
+the rows a message caused are in Kafka before its offset is committed.
+Partitions come from a consumer group (``group.id``, range
 assignment so a symbol's partitions of every topic go to the same engine) or
 are assigned directly (tests, a single engine).
 """
@@ -55,6 +57,11 @@ class KafkaSettings:
         connect_retries: attempts to reach the broker before :class:`BusError`.
         retry_backoff_s: first wait between attempts (doubles, at most 10 s).
         session_timeout_ms: group session timeout (failure detection).
+        commit_interval_s: seconds between offset commits; each commit first
+            flushes the producer, so outputs are in Kafka before the inputs
+            that caused them are marked consumed.
+        topic_check_s: period of the check that recreates missing topics (a
+            broker that lost its state comes back empty); ``0``: no check.
         producer_config / consumer_config: extra librdkafka settings.
     """
 
@@ -69,6 +76,8 @@ class KafkaSettings:
     connect_retries: int = 5
     retry_backoff_s: float = 1.0
     session_timeout_ms: int = 10_000
+    commit_interval_s: float = 1.0
+    topic_check_s: float = 2.0
     producer_config: dict[str, Any] = field(default_factory=dict)
     consumer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -145,14 +154,23 @@ class KafkaBus:
         self._session = time.time_ns()
         self._seq: Counter[str] = Counter()
         self._stop = threading.Event()
+        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._partitions: dict[str, int] = {}
+        self._topics_lock = threading.Lock()
         self._admin = AdminClient(self._common_config())
         self.connect()
+        self._wanted_topics: set[str] = set()
         if create_topics:
             self.ensure_topics(settings.topics.all_topics())
         self._producer = Producer(self._producer_config())
+        self._keeper: threading.Thread | None = None
+        if settings.topic_check_s > 0:
+            self._keeper = threading.Thread(
+                target=self._keep_topics, name="kafka-topics", daemon=True
+            )
+            self._keeper.start()
 
     # -- connection and topics -------------------------------------------------
 
@@ -160,7 +178,7 @@ class KafkaBus:
         return {
             "bootstrap.servers": self.settings.bootstrap_servers,
             "client.id": self.settings.client_id,
-            "log_level": 3,
+            "logger": _librdkafka_log,
         }
 
     def connect(self) -> None:
@@ -200,7 +218,30 @@ class KafkaBus:
 
     def ensure_topics(self, names: Sequence[str]) -> None:
         """Create the missing topics with ``settings.partitions`` partitions each."""
-        missing = [name for name in names if name not in self._partitions]
+        with self._topics_lock:
+            self._wanted_topics.update(names)
+            self._create_missing([name for name in names if name not in self._partitions])
+
+    def _keep_topics(self) -> None:
+        """Recreate topics a restarted broker lost (runs until :meth:`close`)."""
+        while not self._closed.wait(self.settings.topic_check_s):
+            try:
+                topics = self._admin.list_topics(timeout=2.0).topics
+            except KafkaException:
+                continue  # broker down: try again later
+            with self._topics_lock:
+                missing = [name for name in sorted(self._wanted_topics) if name not in topics]
+                if not missing:
+                    continue
+                log.warning("Kafka topics missing on the broker, recreating: %s", missing)
+                for name in missing:
+                    self._partitions.pop(name, None)
+                try:
+                    self._create_missing(missing)
+                except BusError as exc:
+                    log.warning("%s", exc)
+
+    def _create_missing(self, missing: list[str]) -> None:
         if not missing:
             return
         new = [
@@ -289,8 +330,7 @@ class KafkaBus:
             {
                 "group.id": self.settings.group_id,
                 "auto.offset.reset": "earliest",
-                "enable.auto.commit": True,
-                "auto.commit.interval.ms": 1000,
+                "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "partition.assignment.strategy": "range",
                 "session.timeout.ms": self.settings.session_timeout_ms,
@@ -333,6 +373,11 @@ class KafkaBus:
             self._on_revoke([(tp.topic, tp.partition) for tp in partitions])
 
     def _commit(self, consumer: Consumer) -> None:
+        """Flush the producer, then commit the offsets of handled messages."""
+        remaining = self._producer.flush(self.settings.commit_interval_s * 5)
+        if remaining:
+            log.warning("%d output message(s) still undelivered: offsets not committed", remaining)
+            return
         try:
             consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -343,14 +388,19 @@ class KafkaBus:
     def run(self) -> None:
         """Poll and dispatch until :meth:`stop`; commits stored offsets on the way out."""
         consumer = self._consumer = self._open_consumer()
+        next_commit = time.monotonic() + self.settings.commit_interval_s
         try:
             while not self._stop.is_set():
                 for message in consumer.consume(num_messages=500, timeout=0.2):
                     self._handle(consumer, message)
                 self._producer.poll(0)
+                if time.monotonic() >= next_commit:
+                    self._commit(consumer)
+                    next_commit = time.monotonic() + self.settings.commit_interval_s
         finally:
             self._commit(consumer)
             consumer.close()
+            self._consumer = None
 
     def _handle(self, consumer: Consumer, message: Message) -> None:
         error = message.error()
@@ -365,7 +415,10 @@ class KafkaBus:
         if decoded is not None and (self.dedup is None or self.dedup.accept(decoded.message)):
             key = (message.key() or b"").decode(errors="replace")
             self._dispatch(decoded, key)
-        consumer.store_offsets(message=message)
+        try:
+            consumer.store_offsets(message=message)
+        except KafkaException as exc:  # the partition was revoked meanwhile
+            log.debug("offset not stored: %s", exc)
 
     def _decode(self, message: Message) -> Decoded | None:
         try:
@@ -397,6 +450,10 @@ class KafkaBus:
         self._thread = threading.Thread(target=self.run, name="kafka-poll", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the poll loop to stop (safe from a signal handler); does not wait."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the poll loop (the consumer commits and leaves the group)."""
         self._stop.set()
@@ -410,7 +467,11 @@ class KafkaBus:
         try:
             self.flush(timeout=10.0)
         finally:
+            self._closed.set()
             self._producer.poll(0)
+
+
+_librdkafka_log = logging.getLogger("microstream.bus.librdkafka")
 
 
 def _describe(partitions: list[TopicPartition]) -> str:
@@ -418,3 +479,72 @@ def _describe(partitions: list[TopicPartition]) -> str:
     for tp in partitions:
         by_topic[tp.topic].append(tp.partition)
     return ", ".join(f"{name}{sorted(parts)}" for name, parts in sorted(by_topic.items())) or "-"
+
+
+def read_tail(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    per_partition: int,
+    codec: Codec,
+    timeout: float = 30.0,
+) -> list[tuple[str, str, int, Decoded]]:
+    """The last ``per_partition`` messages of every partition of ``topics``.
+
+    Returns ``(kafka_topic, key, partition, decoded)`` in partition order; used by
+    an engine that takes symbols over, to learn which outputs already exist.
+    Undecodable messages are skipped (and counted by ``codec``).
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.group_id}.tail",
+            "enable.auto.commit": False,
+            "logger": _librdkafka_log,
+        }
+    )
+    try:
+        return _read_tail(consumer, topics, per_partition, codec, timeout)
+    finally:
+        consumer.close()
+
+
+def _read_tail(
+    consumer: Consumer,
+    topics: Sequence[str],
+    per_partition: int,
+    codec: Codec,
+    timeout: float,
+) -> list[tuple[str, str, int, Decoded]]:
+    metadata = consumer.list_topics(timeout=timeout)
+    ends: dict[tuple[str, int], int] = {}
+    assignment = []
+    for name in topics:
+        meta = metadata.topics.get(name)
+        for partition in meta.partitions if meta is not None else ():
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(name, partition), timeout=timeout
+            )
+            if high > low:
+                ends[(name, partition)] = high
+                assignment.append(TopicPartition(name, partition, max(low, high - per_partition)))
+    out: list[tuple[str, str, int, Decoded]] = []
+    if not assignment:
+        return out
+    consumer.assign(assignment)
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=1000, timeout=0.2):
+            if message.error() is not None:
+                continue
+            where = (message.topic() or "", message.partition() or 0)
+            if (message.offset() or 0) + 1 >= ends.get(where, 0):
+                ends.pop(where, None)
+            try:
+                decoded = codec.decode(message.value() or b"")
+            except CodecError:
+                continue
+            key = (message.key() or b"").decode(errors="replace")
+            out.append((where[0], key, where[1], decoded))
+    if ends:
+        log.warning("tail of %s not fully read within %.0f s", sorted(ends), timeout)
+    return out

@@ -1,0 +1,254 @@
+"""The engine service: market data from Kafka -> per-symbol pipelines -> outputs.
+
+One :class:`EngineService` is one member of a consumer group. Kafka gives it a
+share of the market-data partitions (symbols are keys, so a symbol lives in one
+partition and belongs to one engine at a time); for each symbol it runs the
+pipeline's :class:`~microstream.engine.SymbolPipeline` and publishes the rows
+on the output topics, into the local lake and into the live state behind the
+engine API.
+
+Taking a symbol over (start, rebalance, another engine died):
+
+* the symbol's book is marked invalid (``book_sync`` state ``resync``) and a
+  :class:`~microstream.bus.codec.SnapshotRequest` goes to ingest on
+  ``Topics.CONTROL``; the book stays invalid until the fresh snapshot arrives;
+* messages between the last committed offset and the takeover are read again
+  (at-least-once): replayed trades and diffs are dropped by
+  :class:`~microstream.bus.dedup.EventDedup`, and the outputs the previous
+  owner already published are learnt from the tail of the output topics, so
+  no output row is published twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from microstream.bus.codec import SnapshotRequest
+from microstream.bus.dedup import EventDedup
+from microstream.bus.kafka import KafkaBus, KafkaSettings, PartitionList, read_tail
+from microstream.bus.memory import MemoryBus
+from microstream.bus.protocol import Handler, Row, Topics, symbol_key
+from microstream.engine import MARKET_TOPICS, Engine, PipelineOptions
+
+log = logging.getLogger(__name__)
+
+NOT_DEDUPLICATED = frozenset({"book_sync"})
+"""Output tables whose rows describe this engine's own book, never a replay."""
+
+
+@dataclass
+class EngineServiceStats:
+    """Counters of the engine service."""
+
+    takeovers: int = 0
+    released: int = 0
+    snapshot_requests: int = 0
+    outputs_published: int = 0
+    outputs_duplicate: int = 0
+    primed_rows: int = 0
+
+
+class _TeeBus:
+    """Market topics come from Kafka; rows go to Kafka and to local subscribers."""
+
+    def __init__(self, kafka: KafkaBus, accept_row: Callable[[Row], bool]) -> None:
+        self.kafka = kafka
+        self.local = MemoryBus()
+        self._accept_row = accept_row
+
+    def publish(self, topic: str, key: str, message: Any) -> None:
+        if topic == Topics.ROWS:
+            if not self._accept_row(message):
+                return
+            self.local.publish(topic, key, message)
+        self.kafka.publish(topic, key, message)
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        if topic == Topics.ROWS:
+            self.local.subscribe(topic, handler)
+        else:
+            self.kafka.subscribe(topic, handler)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        self.kafka.flush(timeout)
+
+    def close(self) -> None:
+        self.kafka.close()
+
+
+class EngineService:
+    """One engine of the group (see the module docstring).
+
+    Args:
+        settings: Kafka settings (group id, partitions, topics).
+        options: pipeline options (features, models, grid).
+        name: this engine's name in logs and snapshot requests.
+        prime_tail: output messages read back per partition on a takeover.
+        snapshot_retry_s: minimum seconds between two snapshot requests of a symbol.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        options: PipelineOptions | None = None,
+        *,
+        name: str | None = None,
+        prime_tail: int = 100_000,
+        snapshot_retry_s: float = 2.0,
+    ) -> None:
+        self.name = name or f"engine@{socket.gethostname()}"
+        self.settings = settings
+        self.stats = EngineServiceStats()
+        self.outputs = EventDedup()
+        self.kafka = KafkaBus(
+            settings, on_assign=self._assigned, on_revoke=self._revoked, dedup=EventDedup()
+        )
+        self.bus = _TeeBus(self.kafka, self._accept_output)
+        self.engine = Engine(
+            self.bus, options, request_snapshot=self._request_snapshot, subscribe=False
+        )
+        for topic in MARKET_TOPICS:
+            self.bus.subscribe(topic, self._on_market)
+        self.prime_tail = prime_tail
+        self.snapshot_retry_s = snapshot_retry_s
+        self.assigned: set[int] = set()
+        self._last_request: dict[str, float] = {}
+        self._md_topic = settings.topics.for_logical(Topics.DEPTH)
+
+    # -- outputs -----------------------------------------------------------------
+
+    def _accept_output(self, row: Any) -> bool:
+        if not isinstance(row, Row) or row.table in NOT_DEDUPLICATED:
+            return True
+        if self.outputs.accept(row):
+            self.stats.outputs_published += 1
+            return True
+        self.stats.outputs_duplicate += 1
+        return False
+
+    def attach(self, topic: str, handler: Handler) -> None:
+        """Subscribe a local consumer (lake sink, live state) to ``Topics.ROWS``."""
+        self.bus.subscribe(topic, handler)
+
+    # -- market data ---------------------------------------------------------------
+
+    def _on_market(self, key: str, event: Any) -> None:
+        if key not in self.engine.pipelines:
+            self._take_over(event.exchange, event.symbol, event.ts_recv)
+        self.engine.on_message(key, event)
+
+    def _take_over(self, exchange: str, symbol: str, ts_recv: int) -> None:
+        """A symbol new to this engine: its book is invalid until a fresh snapshot."""
+        self.stats.takeovers += 1
+        log.info(
+            "%s takes %s %s over: book invalid until a fresh snapshot", self.name, exchange, symbol
+        )
+        pipe = self.engine.pipeline(exchange, symbol)
+        pipe.sync.reset(ts_recv, f"assigned to {self.name}: waiting for a fresh snapshot")
+
+    def _request_snapshot(self, exchange: str, symbol: str) -> None:
+        key = symbol_key(exchange, symbol)
+        now = time.monotonic()
+        if now - self._last_request.get(key, float("-inf")) < self.snapshot_retry_s:
+            return
+        self._last_request[key] = now
+        self.stats.snapshot_requests += 1
+        request = SnapshotRequest(exchange, symbol, "book resync", self.name)
+        self.kafka.publish(Topics.CONTROL, key, request)
+
+    # -- rebalancing ---------------------------------------------------------------
+
+    def _md_partitions(self, partitions: PartitionList) -> set[int]:
+        return {p for topic, p in partitions if topic == self._md_topic}
+
+    def _assigned(self, partitions: PartitionList) -> None:
+        new = self._md_partitions(partitions) - self.assigned
+        self.assigned |= new
+        if new:
+            self._prime_outputs(new)
+
+    def _revoked(self, partitions: PartitionList) -> None:
+        gone = self._md_partitions(partitions)
+        self.assigned -= gone
+        for key in list(self.engine.pipelines):
+            if self.kafka.partition_of(self._md_topic, key) in gone:
+                pipe = self.engine.pipelines.pop(key)
+                self.stats.released += 1
+                log.info("%s releases %s", self.name, key)
+                assert self.kafka.dedup is not None
+                self.kafka.dedup.forget((pipe.exchange, pipe.symbol))
+                self.outputs.forget((pipe.exchange, pipe.symbol))
+
+    def _prime_outputs(self, partitions: set[int]) -> None:
+        """Learn the outputs already published for the symbols of ``partitions``."""
+        started = time.monotonic()
+        topics = self.settings.topics.subscription(Topics.ROWS)
+        primed = 0
+        for _topic, key, _partition, decoded in read_tail(
+            self.settings, topics, self.prime_tail, self.kafka.codec
+        ):
+            row = decoded.message
+            if not isinstance(row, Row) or row.table in NOT_DEDUPLICATED:
+                continue
+            if self.kafka.partition_of(self._md_topic, key) in partitions:
+                self.outputs.accept(row)
+                primed += 1
+        self.stats.primed_rows += primed
+        log.info(
+            "%s learnt %d published output rows of partitions %s in %.2f s",
+            self.name,
+            primed,
+            sorted(partitions),
+            time.monotonic() - started,
+        )
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """The engine's part of the ``/health`` document."""
+        kafka = self.kafka.stats
+        symbols = {
+            key: {"book_state": str(pipe.sync.state), "book_valid": pipe.sync.is_synced}
+            for key, pipe in list(self.engine.pipelines.items())
+        }
+        return {
+            "bus": "kafka",
+            "engine": self.name,
+            "group": self.settings.group_id,
+            "partitions": sorted(self.assigned),
+            "feed_connected": kafka.consumer_errors == 0 or not kafka.last_error,
+            "symbols": symbols,
+            "consumed": kafka.consumed,
+            "handler_errors": kafka.handler_errors,
+            "rebalances": kafka.rebalances,
+            "takeovers": self.stats.takeovers,
+            "resyncs": sum(p.sync.resyncs for p in list(self.engine.pipelines.values())),
+            "outputs_published": self.stats.outputs_published,
+            "outputs_duplicate": self.stats.outputs_duplicate,
+        }
+
+    def run(self) -> None:
+        """Consume until :meth:`stop` (blocking)."""
+        self.kafka.run()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return (safe from a signal handler)."""
+        self.kafka.request_stop()
+
+    def start(self) -> None:
+        """Consume in a background thread."""
+        self.kafka.start()
+
+    def stop(self) -> None:
+        """Stop consuming, flush the outputs (offsets are committed on the way out)."""
+        self.kafka.stop()
+        self.kafka.flush()
+
+    def close(self) -> None:
+        """Stop and release the Kafka clients."""
+        self.kafka.close()

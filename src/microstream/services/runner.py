@@ -1,0 +1,193 @@
+"""Process entry points of the distributed services (``microstream ingest|engine``).
+
+Each builds its service from the command-line arguments and the environment
+(:class:`~microstream.config.Settings`, :class:`~microstream.bus.kafka.KafkaSettings`),
+installs SIGINT/SIGTERM handlers that stop it cleanly, runs it and prints a
+one-line JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import types
+from typing import Any
+
+from microstream.bus.kafka import KafkaBus, KafkaSettings
+from microstream.bus.protocol import Topics
+from microstream.config import Settings
+from microstream.errors import ConfigError
+from microstream.services.ingest import FrameRecorder, IngestService
+from microstream.venues.binance.parse import EXCHANGE_BY_MARKET
+
+log = logging.getLogger(__name__)
+
+MARKET_OF_SOURCE = {"binance": "spot", "binance-futures": "usdm", "sim": "spot"}
+
+
+def _on_signals(stop: threading.Event, extra: Any = None) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum: int, frame: types.FrameType | None) -> None:
+        log.warning("signal %d: stopping", signum)
+        stop.set()
+        if extra is not None:
+            extra()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
+
+
+def _symbols(raw: str | None, settings: Settings) -> list[str]:
+    text = raw or settings.symbol
+    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise ConfigError("no symbols given (--symbols or SYMBOL)")
+    return symbols
+
+
+def _speed(text: str) -> float | None:
+    if text.lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"--speed must be 'max' or a number, not {text!r}") from exc
+    if speed <= 0:
+        raise ConfigError("--speed must be positive")
+    return speed
+
+
+def _recorder(directory: str | None, market: str) -> FrameRecorder | None:
+    if directory is None:
+        return None
+    from microstream.venues.binance.recorder import CaptureWriter
+
+    return CaptureWriter(directory, market, rotate_seconds=3600.0)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    """``microstream ingest``: build the ingest service and run its source."""
+    from microstream.services.sources import run_live, run_replay
+
+    settings = Settings.from_env()
+    source = args.source or ("replay" if args.captures else "binance")
+    if source == "replay" and not args.captures:
+        raise ConfigError("--source replay needs --captures FILE...")
+    symbols = _symbols(args.symbols, settings) if source != "replay" or args.symbols else None
+    market = args.market or MARKET_OF_SOURCE.get(source, "usdm")
+    bus = KafkaBus(KafkaSettings.from_env(mode="direct", client_id="microstream-ingest"))
+    service = IngestService(
+        bus,
+        symbols=set(symbols) if symbols else None,
+        snapshot_every_s=args.snapshot_every,
+        recorder=_recorder(args.record, market),
+    )
+    stop = threading.Event()
+    _on_signals(stop)
+    bus.start()  # CONTROL topic: snapshot requests
+    frames = None
+    try:
+        if source == "replay":
+            frames = run_replay(
+                service,
+                args.captures,
+                speed=_speed(args.speed),
+                market=args.market,
+                stop=stop,
+                duration=args.duration,
+                linger=not args.exit_at_end,
+            )
+        else:
+            assert symbols is not None
+            run_live(
+                service,
+                market,
+                symbols,
+                simulated=source == "sim",
+                seed=args.seed,
+                stop=stop,
+                duration=args.duration,
+            )
+    finally:
+        bus.stop()
+        service.close()
+    summary = {
+        "source": source,
+        "exchange": EXCHANGE_BY_MARKET.get(market),
+        "frames": service.ingestor.stats.frames if frames is None else frames,
+        "events": dict(service.ingestor.stats.events),
+        "published": bus.stats.published,
+        "delivered": bus.stats.delivered,
+        "delivery_errors": bus.stats.delivery_errors,
+        "snapshot_requests": service.stats.snapshot_requests,
+        "snapshots_answered": service.stats.snapshots_answered,
+        "snapshots_periodic": service.stats.snapshots_periodic,
+    }
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    """``microstream engine``: one member of the engine group, until stopped."""
+    from microstream.api import EngineApi
+    from microstream.engine import PipelineOptions
+    from microstream.live_state import LiveStateStore
+    from microstream.services.engine import EngineService
+    from microstream.store.lake import LakeWriter
+    from microstream.store.sink import LakeSink
+
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {"mode": "direct" if args.direct else "group"}
+    if args.group:
+        overrides["group_id"] = args.group
+    options = PipelineOptions(
+        features=not args.no_features,
+        models=not (args.no_models or args.no_features),
+        grid_ms=args.grid_ms or settings.grid_ms,
+        simulated=args.simulated,
+        settings=settings,
+    )
+    service = EngineService(KafkaSettings.from_env(**overrides), options, name=args.name)
+    store = LiveStateStore(source="kafka", simulated=args.simulated)
+    store.set_health_provider(service.health)
+    service.attach(Topics.ROWS, store.on_message)
+    sink = None
+    if not args.no_lake:
+        writer = LakeWriter(
+            args.data_dir or settings.data_dir,
+            flush_rows=settings.flush_rows,
+            flush_seconds=settings.flush_seconds,
+        )
+        sink = LakeSink(writer)
+        service.attach(Topics.ROWS, sink.on_message)
+    api = None
+    if not args.no_api:
+        api = EngineApi(
+            store, args.api_host or settings.api_host, args.api_port or settings.api_port
+        )
+        api.start()
+        log.info("engine API on %s", api.url)
+    stop = threading.Event()
+    _on_signals(stop, service.request_stop)
+    timer = None
+    if args.duration is not None:
+        timer = threading.Timer(args.duration, service.request_stop)
+        timer.daemon = True
+        timer.start()
+    try:
+        service.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        service.close()
+        if sink is not None:
+            sink.close()
+        if api is not None:
+            api.stop()
+    print(json.dumps({"engine": service.name, **service.health()}, default=str), flush=True)
+    return 0
