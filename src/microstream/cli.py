@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "record",
     "sim_exchange",
     "dashboard",
+    "ingest",
+    "engine",
 )
 
 
