@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import heapq
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -117,8 +118,8 @@ class ExchangeBook:
 
     def levels(self, limit: int) -> tuple[list[list[str]], list[list[str]]]:
         """The best ``limit`` bids (descending) and asks (ascending)."""
-        bids = [list(self.bids[k]) for k in sorted(self.bids, reverse=True)[:limit]]
-        asks = [list(self.asks[k]) for k in sorted(self.asks)[:limit]]
+        bids = [list(self.bids[k]) for k in heapq.nlargest(limit, self.bids)]
+        asks = [list(self.asks[k]) for k in heapq.nsmallest(limit, self.asks)]
         return bids, asks
 
 
