@@ -264,3 +264,27 @@ def test_closed_writer_refuses_rows(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(StoreError, match="closed"):
         writer.add(trade(0))
+
+
+def test_float_in_an_int_column_is_rejected_not_truncated(tmp_path: Path) -> None:
+    writer = LakeWriter(tmp_path)
+    writer.add(Row("trades", "binance", "BTCUSDT", {"ts_event": DAY0, "trade_id": 1.5}))
+    writer.add(Row("trades", "binance", "BTCUSDT", {"ts_event": DAY0 + 1, "trade_id": 2}))
+    writer.add(Row("trades", "binance", "BTCUSDT", {"ts_event": DAY0 + 2, "side": 7}))
+    writer.close()
+    assert scan(tmp_path, "trades")["trade_id"].to_list() == [2]
+    assert writer.stats.rows_rejected == 2
+
+
+def test_rows_to_table_orders_declared_columns_then_extras() -> None:
+    from microstream.store.arrow import rows_to_table
+
+    spec = get_table("bars_1m")
+    assert spec is not None
+    rows = [{"ts": 1, "close": 2.0, "zz": "a"}, {"trades": 3, "ts": 2, "open": 1}]
+    table, dropped, reason = rows_to_table(rows, spec.schema, ["zz"])
+    assert (dropped, reason) == (0, "")
+    assert table.column_names == [*spec.columns, "zz"]
+    assert table.column("open").to_pylist() == [None, 1.0]
+    assert table.column("trades").to_pylist() == [None, 3]
+    assert table.column("zz").to_pylist() == ["a", None]

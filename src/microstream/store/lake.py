@@ -20,13 +20,13 @@ import pyarrow as pa
 
 from microstream.bus.protocol import Row
 from microstream.errors import StoreError
+from microstream.store.arrow import rows_to_table
 from microstream.store.files import NS_PER_DAY, date_of_day, part_name, partition_dir, write_atomic
 from microstream.store.schema import (
     PARTITION_KEYS,
     TableSpec,
     get_table,
     guess_time_column,
-    infer_type,
     register_table,
 )
 
@@ -58,38 +58,25 @@ class WriterStats:
 
 
 class _Buffer:
-    """Columnar rows of one partition, in arrival order."""
+    """Rows of one partition, in arrival order, and their undeclared columns."""
 
-    __slots__ = ("columns", "created", "first_ts", "known", "n", "spec")
+    __slots__ = ("created", "extras", "first_ts", "known", "rows", "spec")
 
     def __init__(self, spec: TableSpec, created: float, first_ts: int) -> None:
         self.spec = spec
-        self.columns: dict[str, list[Any]] = {name: [] for name in spec.columns}
+        self.rows: list[dict[str, Any]] = []
+        self.extras: dict[str, None] = {}
         self.known = frozenset(spec.columns).union(PARTITION_KEYS)
         self.created = created
         self.first_ts = first_ts
-        self.n = 0
 
     def append(self, values: dict[str, Any]) -> None:
-        for name, column in self.columns.items():
-            column.append(values.get(name))
-        self.n += 1
+        self.rows.append(values)
         if not self.known.issuperset(values):
-            self._append_extras(values, self.known)
-
-    def _append_extras(self, values: dict[str, Any], known: frozenset[str]) -> None:
-        for name, value in values.items():
-            if name in known or name in PARTITION_KEYS:
-                continue
-            column = self.columns.get(name)
-            if column is None:
-                log.info("lake table %s: undeclared column %r kept", self.spec.name, name)
-                self.columns[name] = [None] * (self.n - 1) + [value]
-            elif len(column) < self.n:
-                column.append(value)
-        for column in self.columns.values():
-            if len(column) < self.n:
-                column.append(None)
+            for name in values:
+                if name not in self.known and name not in self.extras:
+                    log.info("lake table %s: undeclared column %r kept", self.spec.name, name)
+                    self.extras[name] = None
 
 
 class LakeWriter:
@@ -171,7 +158,7 @@ class LakeWriter:
             self._oldest = min(self._oldest, now)
         buffer.append(row.values)
         self._buffered += 1
-        if buffer.n >= self.flush_rows:
+        if len(buffer.rows) >= self.flush_rows:
             self._flush_key(key)
         if now - self._oldest >= self.flush_seconds:
             self.flush_due(now)
@@ -215,7 +202,7 @@ class LakeWriter:
 
     def _flush_key(self, key: PartitionKey) -> int:
         buffer = self._buffers.pop(key)
-        self._buffered -= buffer.n
+        self._buffered -= len(buffer.rows)
         self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
         table = self._to_arrow(buffer)
         if table.num_rows == 0:
@@ -252,34 +239,14 @@ class LakeWriter:
             log.warning("lake: row of %r skipped (%s); further ones counted", row.table, reason)
 
     def _to_arrow(self, buffer: _Buffer) -> pa.Table:
-        """Columns to an Arrow table; rows with values of the wrong type are dropped."""
-        while True:
-            try:
-                return _build_table(buffer)
-            except _BadColumn as bad:
-                rows = _bad_rows(buffer.columns[bad.name], bad.dtype)
-                self._drop_rows(buffer, bad.name, rows, f"column {bad.name!r} is not {bad.dtype}")
-
-    def _drop_rows(self, buffer: _Buffer, name: str, rows: set[int], reason: str) -> None:
-        if not rows:  # no single value fails, only the mix: null the column
-            buffer.columns[name] = [None] * buffer.n
-            log.warning("lake table %s: column %r nulled (%s)", buffer.spec.name, name, reason)
-            return
-        for col, column in buffer.columns.items():
-            buffer.columns[col] = [v for i, v in enumerate(column) if i not in rows]
-        buffer.n -= len(rows)
-        self._rows_rejected += len(rows)
-        log.warning("lake table %s: %d rows skipped (%s)", buffer.spec.name, len(rows), reason)
-
-
-class _BadColumn(Exception):
-    def __init__(self, name: str, dtype: pa.DataType) -> None:
-        super().__init__(name)
-        self.name = name
-        self.dtype = dtype
-
-
-_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+        """The buffer as an Arrow table; rows with values of the wrong type are dropped."""
+        spec = get_table(buffer.spec.name) or buffer.spec
+        extras = [name for name in buffer.extras if name not in spec.schema.names]
+        table, dropped, reason = rows_to_table(buffer.rows, spec.schema, extras)
+        if dropped:
+            self._rows_rejected += dropped
+            log.warning("lake table %s: %d rows skipped (%s)", spec.name, dropped, reason)
+        return table
 
 
 def _as_int(value: Any) -> int | None:
@@ -289,42 +256,3 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return None
-
-
-def _build_table(buffer: _Buffer) -> pa.Table:
-    declared = (get_table(buffer.spec.name) or buffer.spec).schema
-    arrays: list[pa.Array] = []
-    fields: list[pa.Field] = []
-    for name, values in buffer.columns.items():
-        index = declared.get_field_index(name)
-        if index >= 0:
-            field = declared.field(index)
-            try:
-                arrays.append(pa.array(values, type=field.type))
-            except _CONVERSION_ERRORS as exc:
-                raise _BadColumn(name, field.type) from exc
-        else:
-            field, array = _extra_column(name, values)
-            arrays.append(array)
-        fields.append(field)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def _extra_column(name: str, values: list[Any]) -> tuple[pa.Field, pa.Array]:
-    dtype = infer_type(values)
-    try:
-        array = pa.array(values, type=dtype)
-    except _CONVERSION_ERRORS:
-        dtype = pa.string()
-        array = pa.array([None if v is None else str(v) for v in values], type=dtype)
-    return pa.field(name, dtype, nullable=True), array
-
-
-def _bad_rows(values: list[Any], dtype: pa.DataType) -> set[int]:
-    bad: set[int] = set()
-    for i, value in enumerate(values):
-        try:
-            pa.array([value], type=dtype)
-        except _CONVERSION_ERRORS:
-            bad.add(i)
-    return bad
