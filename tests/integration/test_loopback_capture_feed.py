@@ -118,9 +118,10 @@ def test_bad_inputs_fail_clearly(tmp_path: Path) -> None:
 async def test_exchange_answers_503_until_the_snapshot_line(spot_capture: list[Path]) -> None:
     # no client subscribed: the pump has not started, the snapshot line is not reached
     exchange = LoopbackExchange(CaptureFeed(spot_capture, speed=10.0), snapshot_wait_s=0.2)
-    url = f"{exchange.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5"
-    async with exchange, aiohttp.ClientSession() as session, session.get(url) as resp:
-        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    async with exchange, aiohttp.ClientSession() as session:
+        url = f"{exchange.rest_url}/api/v3/depth?symbol=BTCUSDT&limit=5"  # port known now
+        async with session.get(url) as resp:
+            assert resp.status == 503 and resp.headers["Retry-After"] == "1"
     assert exchange.stats["rest_503"] == 1
 
 
