@@ -56,7 +56,9 @@ class LakeSink:
     Args:
         writer: the lake writer; owned by the sink's thread from now on.
         maxsize: capacity of the queue in rows.
-        put_timeout: seconds a row may wait for room before it is dropped.
+        put_timeout: seconds a row may wait for room before it is dropped;
+            ``None`` waits as long as needed (back-pressure instead of drops,
+            for offline replays where the producer can slow down).
         tick: seconds between checks for due flushes when no rows arrive.
     """
 
@@ -65,7 +67,7 @@ class LakeSink:
         writer: LakeWriter,
         *,
         maxsize: int = 100_000,
-        put_timeout: float = 0.05,
+        put_timeout: float | None = 0.05,
         tick: float = 0.1,
     ) -> None:
         self.writer = writer
@@ -114,11 +116,23 @@ class LakeSink:
             self._drop("sink closed")
             return False
         try:
-            self._queue.put(row, timeout=self.put_timeout)
+            if self.put_timeout is None:
+                self._put_blocking(row)
+            else:
+                self._queue.put(row, timeout=self.put_timeout)
         except queue.Full:
             self._drop("queue full")
             return False
         return True
+
+    def _put_blocking(self, row: Row) -> None:
+        while True:
+            try:
+                self._queue.put(row, timeout=1.0)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    raise
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write every row queued so far; True if done within ``timeout``.
