@@ -165,9 +165,17 @@ class CaptureWriter:
         self.bytes_in += len(line)
 
     def flush(self) -> None:
-        """Sync-flush the gzip stream to disk (a reader sees every line written so far)."""
+        """Sync-flush the gzip stream to disk, then rotate if the file is due.
+
+        After a flush a reader sees every line written so far; call it about
+        once a second.
+        """
         if self._gz is not None:
-            self._gz.flush(zlib.Z_SYNC_FLUSH)
+            try:
+                self._gz.flush(zlib.Z_SYNC_FLUSH)
+            except OSError as exc:
+                raise StoreError(f"cannot flush {self._path}: {exc}") from exc
+            self.maybe_rotate()
 
     def maybe_rotate(self) -> bool:
         """Close the current file and start a new one when it is too big or too old."""
@@ -306,9 +314,16 @@ class Recorder:
                     return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), wait)
-            self.writer.flush()
-            self.writer.maybe_rotate()
+            self._flush_writer()
             self._print_status()
+
+    def _flush_writer(self) -> None:
+        try:
+            self.writer.flush()
+        except StoreError:
+            self.write_errors += 1
+            log.exception("capture flush failed; stopping")
+            self.stop()
 
     def _on_frame(self, frame: RawFrame) -> None:
         if frame.symbol is not None:
