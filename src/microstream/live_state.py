@@ -135,6 +135,38 @@ def _book_top_ladder(values: Mapping[str, Any]) -> dict[str, Any]:
     return ladder
 
 
+_BOOK_FIELDS = ("book_state", "book_valid", "sync_epoch", "gaps", "resyncs", "stats")
+
+
+def _engine_live_values(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The live values of one symbol's engine state (see ``update_from_engine``)."""
+    out: dict[str, Any] = {}
+    features = state.get("features")
+    features = features if isinstance(features, Mapping) else {}
+    models = state.get("models")
+    models = models if isinstance(models, Mapping) else {}
+    if "bids" in state or "asks" in state:
+        ts = features.get("ts")
+        out[DEPTH_KEY] = {
+            "ts": ts if isinstance(ts, int) else time.time_ns(),
+            "bids": state.get("bids") or [],
+            "asks": state.get("asks") or [],
+        }
+    book = {k: state[k] for k in _BOOK_FIELDS if k in state}
+    if book:
+        out["book"] = book
+    if "bar" in features:
+        out["forming_bar"] = features["bar"]
+    if isinstance(features.get("features"), Mapping):
+        out["features_live"] = features["features"]
+    for name in ("scorecard", "warmup", "model_errors"):
+        if name in models:
+            out[name] = models[name]
+    if "models" in models:
+        out["model"] = models["models"]
+    return out
+
+
 class _SymbolState:
     """Everything kept for one ``(exchange, symbol)``."""
 
@@ -232,6 +264,24 @@ class LiveStateStore:
             if key == DEPTH_KEY and value is not None:
                 state.has_full_depth = True
                 self._sample_heatmap(state, value)
+
+    def update_from_engine(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Copy :meth:`microstream.engine.Engine.live_state` into the live values.
+
+        ``states`` is keyed ``exchange:SYMBOL``; per symbol, ``bids``/``asks``
+        become ``depth``, the feature stage's ``bar`` becomes ``forming_bar`` and
+        its ``features`` ``features_live``, the model stage's ``scorecard``,
+        ``models`` (versions) and ``warmup`` keep their names (``models`` as
+        ``model``), and the book's sync fields become ``book``. Call it from the
+        engine's thread (the engine's objects are not thread-safe), e.g. a few
+        times a second.
+        """
+        for key, state in states.items():
+            exchange, _, symbol = str(key).rpartition(":")
+            if not exchange or not isinstance(state, Mapping):
+                continue
+            for name, value in _engine_live_values(state).items():
+                self.set_live(exchange, symbol, name, value)
 
     def set_health_provider(self, provider: HealthProvider | None) -> None:
         """Register the callable that returns the engine's health document."""

@@ -240,3 +240,38 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
     assert counts == {"trades": 50, "features": 20, "bars_1m": 5}
     assert len(store.heatmap_samples("binance", "BTCUSDT")) == 10
     assert store.rows_ignored > 0  # tables not configured are counted, not kept
+
+
+def test_update_from_engine_maps_engine_live_state() -> None:
+    store = LiveStateStore()
+    states = {
+        "binance:BTCUSDT": {
+            "book_state": "synced",
+            "book_valid": True,
+            "gaps": 0,
+            "resyncs": 1,
+            "bids": [(99.0, 1.0), (98.0, 2.0)],
+            "asks": [(101.0, 1.5)],
+            "features": {"ts": 5 * NS, "bar": {"ts": 0, "open": 1.0}, "features": {"mid": 100.0}},
+            "models": {
+                "scorecard": {"total": {}},
+                "models": {"forecast": "v1"},
+                "warmup": {"forecast": 0.5},
+            },
+        },
+        "garbage": {"bids": []},
+    }
+    store.update_from_engine(states)
+    live = store.live("binance", "BTCUSDT")
+    assert live["depth"] == {
+        "ts": 5 * NS,
+        "bids": [[99.0, 1.0], [98.0, 2.0]],
+        "asks": [[101.0, 1.5]],
+    }
+    assert live["book"] == {"book_state": "synced", "book_valid": True, "gaps": 0, "resyncs": 1}
+    assert live["forming_bar"] == {"ts": 0, "open": 1.0}
+    assert live["features_live"] == {"mid": 100.0}
+    assert live["model"] == {"forecast": "v1"}
+    assert live["warmup"] == {"forecast": 0.5}
+    assert store.symbols() == [("binance", "BTCUSDT")]
+    assert len(store.heatmap_samples("binance", "BTCUSDT")) == 1

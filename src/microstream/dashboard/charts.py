@@ -435,3 +435,54 @@ def latency_chart(trades: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="ms")
     fig.update_layout(hovermode="closest")
     return _layout(fig, "Exchange → receive latency of recent trades", 260)
+
+
+def scorecard_frame(card: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The live scorecard as a table: one row per (window, forecaster).
+
+    Understands the engine's nested card (``total``/``recent`` windows, each with
+    ``model``/``prior``/``always_neutral`` tallies of ``n``, ``log_loss``,
+    ``hit_rate``) and a flat mapping of numbers (one row, window ``all``).
+    """
+    if not card:
+        return pd.DataFrame()
+    rows: list[dict[str, Any]] = []
+    for window in ("total", "recent"):
+        block = card.get(window)
+        if not isinstance(block, Mapping):
+            continue
+        for who in ("model", "prior", "always_neutral"):
+            tally = block.get(who)
+            if isinstance(tally, Mapping):
+                rows.append({"window": window, "forecaster": who.replace("_", " "), **tally})
+    if rows:
+        return pd.DataFrame(rows)
+    flat = {k: v for k, v in card.items() if isinstance(v, int | float | str | type(None))}
+    return (
+        pd.DataFrame([{"window": "all", "forecaster": "model", **flat}])
+        if flat
+        else (pd.DataFrame())
+    )
+
+
+def warmup_items(warmup: Mapping[str, Any] | None) -> list[tuple[str, float | None, str]]:
+    """Warm-up entries as ``(name, fraction or None, text)``.
+
+    ``{"done": d, "needed": n}`` gives one fraction; other numeric entries in
+    [0, 1] whose name is not a count are fractions; everything else is text.
+    """
+    if not warmup:
+        return []
+    done, needed = warmup.get("done"), warmup.get("needed")
+    if isinstance(done, int | float) and isinstance(needed, int | float) and needed > 0:
+        share = min(1.0, max(0.0, float(done) / float(needed)))
+        return [("warm-up", share, f"{done:,.0f} / {needed:,.0f}")]
+    items: list[tuple[str, float | None, str]] = []
+    for name, value in warmup.items():
+        label = str(name).replace("_", " ")
+        is_count = any(w in str(name) for w in ("rows", "resolved", "count", "n_"))
+        if isinstance(value, float) and 0.0 <= value <= 1.0 and not is_count:
+            items.append((label, value, f"{value:.0%}"))
+        else:
+            items.append((label, None, "—" if value is None else str(value)))
+    return items

@@ -115,11 +115,11 @@ def models_section(doc: dict[str, Any], live: dict[str, Any]) -> None:
     if isinstance(info, dict) and info:
         st.caption("Forecast model: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     warmup = ui.live_value(live, "warmup")
-    if isinstance(warmup, dict):
-        done, needed = warmup.get("done"), warmup.get("needed")
-        if isinstance(done, int | float) and isinstance(needed, int | float) and needed > 0:
-            share = min(1.0, max(0.0, done / needed))
-            st.progress(share, text=f"Warm-up: {done:,.0f} / {needed:,.0f}")
+    for name, share, text in charts.warmup_items(warmup if isinstance(warmup, dict) else None):
+        if share is None:
+            st.caption(f"{name}: {text}")
+        else:
+            st.progress(share, text=f"{name}: {text}")
 
 
 health_panels()

@@ -97,15 +97,16 @@ def show_panels(ctx: ui.Context) -> None:
 def scorecard(card: object) -> None:
     """The live forecast scorecard pushed by the engine."""
     st.markdown("**Live scorecard**")
-    if not isinstance(card, dict) or not card:
+    table = charts.scorecard_frame(card if isinstance(card, dict) else None)
+    if table.empty:
         st.caption("The scorecard starts once forecasts can be checked against the market.")
         return
-    for key, value in card.items():
-        if isinstance(value, float):
-            shown = f"{value:.1%}" if "rate" in key or key.startswith("p_") else f"{value:.4f}"
-        else:
-            shown = str(value)
-        st.markdown(f"- {key.replace('_', ' ')}: **{shown}**")
+    st.dataframe(table, hide_index=True, width="stretch")
+    if isinstance(card, dict):
+        total = card.get("total")
+        beats = total.get("beats_prior") if isinstance(total, dict) else None
+        if beats is not None:
+            st.caption("Model beats the prior (log-loss)." if beats else "Model trails the prior.")
 
 
 live_panels()
