@@ -81,7 +81,7 @@ def test_live_page_shows_headline_numbers(engine_url: str, monkeypatch: pytest.M
     assert labels["Regime"] != "—"
     assert labels["Forecast"] in {"up", "neutral", "down"}
     assert "Price ladder" in texts(at)
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # price ladder and scorecard
 
 
 def test_symbol_selector_switches_symbol(engine_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
