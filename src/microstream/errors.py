@@ -63,6 +63,10 @@ class CaptureError(MicroStreamError):
     """A capture file is missing, unreadable or not in a known format."""
 
 
+class ArchiveError(CaptureError):
+    """A historical archive file (Binance data.binance.vision, Tardis CSV) cannot be imported."""
+
+
 class StoreError(MicroStreamError):
     """The Parquet lake cannot be written or read (full disk, permissions)."""
 
