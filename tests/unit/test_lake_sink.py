@@ -187,3 +187,16 @@ def test_blocking_put_applies_back_pressure_without_drops(tmp_path: Path) -> Non
     producer.join()
     sink.close()
     assert sink.stats.dropped == 0 and sink.stats.writer.rows_written == 20
+
+
+def test_unexpected_writer_exception_is_kept_not_fatal(tmp_path: Path) -> None:
+    class Broken(LakeWriter):
+        def add(self, row: Row) -> None:
+            raise RuntimeError("bug in the writer")
+
+    sink = LakeSink(Broken(tmp_path))
+    sink.put(row(0))
+    sink.put(row(1))
+    assert sink.flush(timeout=10)  # the thread survived both rows
+    with pytest.raises(StoreError, match="bug in the writer"):
+        sink.close()

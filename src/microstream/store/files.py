@@ -138,19 +138,28 @@ def list_data_files(directory: Path) -> list[str]:
     return sorted(name for name in names if is_data_file(name))
 
 
+@lru_cache(maxsize=65_536)
+def file_schema(path: str) -> pa.Schema:
+    """The schema (with key-value metadata) of a lake file, cached.
+
+    Caching is safe because lake files are immutable and their names are
+    never reused. Raises :class:`FileNotFoundError` (not cached) if absent.
+    """
+    return pq.read_schema(path)
+
+
 def replaced_by(path: Path) -> list[str]:
     """Names a compacted file says it replaces (empty for other files)."""
     if not path.name.startswith(COMPACT_PREFIX):
         return []
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = file_schema(str(path)).metadata or {}
     except FileNotFoundError:
         return []
     raw = meta.get(REPLACES_KEY)
     if raw is None:
         return []
-    names = json.loads(raw)
-    return [str(n) for n in names]
+    return [str(n) for n in json.loads(raw)]
 
 
 def split_visible(directory: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:

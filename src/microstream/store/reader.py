@@ -15,10 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from microstream.errors import StoreError
-from microstream.store.files import date_of_ns, list_data_files, replaced_by, split_visible
+from microstream.store.files import (
+    date_of_ns,
+    file_schema,
+    list_data_files,
+    replaced_by,
+    split_visible,
+)
 from microstream.store.schema import get_table
 
 TimeBound = int | dt.datetime | dt.date
@@ -109,7 +114,7 @@ def _time_column(table: str, files: list[Path]) -> str | None:
     if spec is not None:
         return spec.time_column
     if files:
-        names = pq.read_schema(files[0]).names
+        names = file_schema(str(files[0])).names
         return next((c for c in ("ts", "ts_event", "ts_recv") if c in names), None)
     return None
 
@@ -117,7 +122,7 @@ def _time_column(table: str, files: list[Path]) -> str | None:
 def _scan_files(files: list[Path]) -> pl.LazyFrame:
     groups: dict[str, list[str]] = {}
     for path in files:
-        schema = pq.read_schema(path).remove_metadata()
+        schema = file_schema(str(path)).remove_metadata()
         groups.setdefault(schema.to_string(), []).append(str(path))
     frames = [
         pl.scan_parquet(paths, hive_partitioning=True, hive_schema=HIVE_SCHEMA)

@@ -203,15 +203,22 @@ class LakeSink:
             count = None if count is None else count - 1
 
     def _write(self, row: Row) -> None:
-        self._guard(lambda: self.writer.add(row))
+        try:
+            self.writer.add(row)
+        except Exception as exc:
+            self._failed(exc)
 
     def _guard(self, action: Callable[[], object]) -> None:
         try:
             action()
-        except StoreError as exc:
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, StoreError):
             self._record(exc)
-        except Exception as exc:  # the thread must never die silently
-            log.exception("lake sink: unexpected error")
+        else:  # the thread must never die silently
+            log.error("lake sink: unexpected error", exc_info=exc)
             self._record(StoreError(f"lake sink failed: {exc!r}"))
 
     def _record(self, exc: StoreError) -> None:
