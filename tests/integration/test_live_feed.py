@@ -223,7 +223,7 @@ async def test_malformed_frames_are_delivered_not_fatal(exchange: LoopbackExchan
 
 async def test_watchdog_ignores_a_quiet_symbol(exchange: LoopbackExchange) -> None:
     got = Collector()
-    config = LiveFeedConfig(ping_interval_s=0.2, watchdog_s=0.8)
+    config = LiveFeedConfig(ping_interval_s=0.2, watchdog_s=1.2)
     async with make_feed(exchange, got, config=config, streams=["ethusdt@trade"]) as feed:
         await feed.wait_connected(5)
         await asyncio.sleep(3.0)  # no data at all on this stream, pongs keep coming

@@ -203,6 +203,7 @@ class BinanceLiveFeed:
         self._last_keys: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._overlap = asyncio.Event()
+        self._proven = False
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
@@ -460,7 +461,14 @@ class BinanceLiveFeed:
         conn.buffer.append((frame, stream, key))
         if stream is not None and key is not None:
             conn.first_keys.setdefault(stream, key)
+            last = self._last_keys.get(stream)
+            if last is not None and key <= last:  # the old connection already delivered it
+                self._prove_overlap()
         self._wake.set()
+
+    def _prove_overlap(self) -> None:
+        self._proven = True
+        self._overlap.set()
 
     def _check_overlap(self, stream: str | None, key: int | None) -> None:
         candidate = self._candidate
@@ -468,7 +476,7 @@ class BinanceLiveFeed:
             return
         first = candidate.first_keys.get(stream)
         if first is not None and key >= first:
-            self._overlap.set()
+            self._prove_overlap()
 
     def _deliver(self, frame: RawFrame, stream: str | None, key: int | None) -> None:
         if stream is not None and key is not None:
@@ -496,26 +504,31 @@ class BinanceLiveFeed:
             log.warning("roll-over connection failed: %s", exc)
             return False
         self._candidate = new
-        self._overlap.clear()
+        self._proven = False
         delivered_before = self.stats.messages
+        await self._await_overlap(old, new)
+        self._candidate = None
+        starved = not new.got_data and self.stats.messages > delivered_before
+        if self._stopping or not new.alive or (starved and old.alive and not self._proven):
+            log.warning("roll-over connection %d unusable; keeping %d", new.ident, old.ident)
+            await self._close(new)
+            return False
+        lossy = not self._proven and not old.alive
+        await self._switch(old, new)
+        if lossy:  # the old connection died before the overlap was proven
+            self._notify_reconnect()
+        return True
+
+    async def _await_overlap(self, old: _Conn, new: _Conn) -> None:
+        """Wait until the overlap is proven, either connection died, or the timeout."""
         deadline = time.monotonic() + self.config.overlap_timeout_s
-        while not self._stopping and not self._overlap.is_set():
+        while not self._stopping and not self._proven and old.alive and new.alive:
             left = deadline - time.monotonic()
             if left <= 0:
-                break
+                return
+            self._overlap.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._overlap.wait(), left)
-        self._candidate = None
-        if self._stopping:
-            await self._close(new)
-            return False
-        starved = not new.got_data and self.stats.messages > delivered_before
-        if not new.alive or (starved and old.alive):
-            log.warning("roll-over connection %d gave no data; keeping %d", new.ident, old.ident)
-            await self._close(new)
-            return False
-        await self._switch(old, new)
-        return True
 
     async def _switch(self, old: _Conn, new: _Conn) -> None:
         for task in old.tasks:
