@@ -140,26 +140,75 @@ def ofi_multilevel(prev: BookTop, cur: BookTop) -> float:
     terms; a side's terms are 0.0 when that side's level is missing (price or
     quantity) in either book. ``e = e_1 + … + e_5`` left to right.
     """
-    bp, bq, ap, aq = cur.bid_px, cur.bid_qty, cur.ask_px, cur.ask_qty
-    pbp, pbq, pap, paq = prev.bid_px, prev.bid_qty, prev.ask_px, prev.ask_qty
-    if bp == pbp and bq == pbq and ap == pap and aq == paq:
-        return 0.0
+    return ofi_pair(prev, cur)[1]
+
+
+def ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
+    """``(level-1 OFI, levels 1–5 OFI)`` of one depth event in one pass.
+
+    Bit-identical to :func:`ofi_level1` and the per-level formula of
+    :func:`ofi_multilevel`: the branches below only drop additions of 0.0.
+    Both books must have five levels a side. The fast path assumes every level
+    is present; a missing one raises ``TypeError`` (a ``None`` price cannot be
+    compared, quantities are checked) and the level-by-level path takes over.
+    """
+    try:
+        total = 0.0
+        first: float | None = None
+        for b, qb, b0, qb0, a, qa, a0, qa0 in zip(
+            cur.bid_px,
+            cur.bid_qty,
+            prev.bid_px,
+            prev.bid_qty,
+            cur.ask_px,
+            cur.ask_qty,
+            prev.ask_px,
+            prev.ask_qty,
+            strict=True,
+        ):
+            if qb is None or qb0 is None or qa is None or qa0 is None:
+                raise TypeError("missing quantity")
+            if b > b0:  # type: ignore[operator]
+                bterm = qb
+            elif b == b0:
+                bterm = qb - qb0
+            else:
+                bterm = -qb0
+            if a < a0:  # type: ignore[operator]
+                e = bterm - qa
+            elif a == a0:
+                e = bterm - qa + qa0
+            else:
+                e = bterm + qa0
+            if first is None:
+                first = e
+            total += e
+        return (0.0 if first is None else first), total
+    except TypeError:
+        return _ofi_pair_sparse(prev, cur)
+
+
+def _ofi_pair_sparse(prev: BookTop, cur: BookTop) -> tuple[float, float]:
+    """:func:`ofi_pair` for books with missing levels (checked level by level)."""
     total = 0.0
-    for i in range(min(len(bp), len(pbp), len(ap), len(pap))):
-        b, qb, b0, qb0 = bp[i], bq[i], pbp[i], pbq[i]
-        if b is None or qb is None or b0 is None or qb0 is None:
-            b1 = b2 = 0.0
-        else:
-            b1 = qb if b >= b0 else 0.0
-            b2 = qb0 if b <= b0 else 0.0
-        a, qa, a0, qa0 = ap[i], aq[i], pap[i], paq[i]
-        if a is None or qa is None or a0 is None or qa0 is None:
-            a1 = a2 = 0.0
-        else:
-            a1 = qa if a <= a0 else 0.0
-            a2 = qa0 if a >= a0 else 0.0
-        total += b1 - b2 - a1 + a2
-    return total
+    first = 0.0
+    for i in range(5):
+        b, qb, b0, qb0 = cur.bid_px[i], cur.bid_qty[i], prev.bid_px[i], prev.bid_qty[i]
+        a, qa, a0, qa0 = cur.ask_px[i], cur.ask_qty[i], prev.ask_px[i], prev.ask_qty[i]
+        bid_ok = not (b is None or qb is None or b0 is None or qb0 is None)
+        ask_ok = not (a is None or qa is None or a0 is None or qa0 is None)
+        bterm = 0.0
+        if bid_ok:
+            assert b is not None and qb is not None and b0 is not None and qb0 is not None
+            bterm = qb if b > b0 else (qb - qb0 if b == b0 else -qb0)
+        e = bterm
+        if ask_ok:
+            assert a is not None and qa is not None and a0 is not None and qa0 is not None
+            e = bterm - qa if a < a0 else (bterm - qa + qa0 if a == a0 else bterm + qa0)
+        total += e
+        if i == 0 and bid_ok and ask_ok:
+            first = e
+    return first, total
 
 
 def book_snapshot(top: BookTop | None) -> dict[str, Any]:

@@ -47,8 +47,7 @@ from microstream.features.book_math import (
     book_features,
     book_snapshot,
     mid_of,
-    ofi_level1,
-    ofi_multilevel,
+    ofi_pair,
 )
 from microstream.features.schema import (
     DAY_NS,
@@ -85,6 +84,27 @@ _INTENSITY_S = WINDOW_10S_NS / NS_PER_S
 _LOG_EVERY = 10_000
 
 declare_lake_columns()
+
+
+def _pad5(levels: tuple[float | None, ...]) -> tuple[float | None, ...]:
+    return (levels + _NONE5)[:5]
+
+
+def _five_levels(top: BookTop) -> BookTop:
+    """``top`` with exactly five levels per side (padded with ``None`` or cut)."""
+    return BookTop(
+        top.exchange,
+        top.symbol,
+        top.ts_event,
+        top.ts_recv,
+        top.update_id,
+        _pad5(top.bid_px),
+        _pad5(top.bid_qty),
+        _pad5(top.ask_px),
+        _pad5(top.ask_qty),
+        top.book_valid,
+        top.sync_epoch,
+    )
 
 
 class FeatureEngine:
@@ -154,13 +174,25 @@ class FeatureEngine:
         """Take one trade (``ts_event`` = trade time ``T``, ``side`` = aggressor)."""
         p = trade.price
         q = trade.qty
-        if not (0.0 < p < _INF and 0.0 < q < _INF) or trade.side not in ("buy", "sell"):
+        if not (0.0 < p < _INF and 0.0 < q < _INF) or (
+            trade.side != "buy" and trade.side != "sell"
+        ):
             self._reject(trade, "price/qty not finite and positive, or unknown side")
             return
         self._push(trade, trade.ts_event)
 
     def on_book_top(self, top: BookTop) -> None:
-        """Take the book's top five levels after one applied depth event."""
+        """Take the book's top five levels after one applied depth event.
+
+        Level tuples shorter or longer than five are padded with ``None`` or cut.
+        """
+        if (
+            len(top.bid_px) != 5
+            or len(top.ask_px) != 5
+            or len(top.bid_qty) != 5
+            or len(top.ask_qty) != 5
+        ):
+            top = _five_levels(top)
         self._push(top, top.ts_event)
 
     def on_sync(self, change: SyncStateChange) -> None:
@@ -221,8 +253,12 @@ class FeatureEngine:
         pending.insert(i + 1, event)
 
     def _drain(self, wm: int) -> None:
-        """Process held events with time <= ``wm`` in order; run boundaries < ``wm``."""
+        """Process held events with time <= ``wm`` in order; run boundaries < ``wm``.
+
+        This is the hot loop: trade and book updates are inlined.
+        """
         pending = self._pending
+        bars_add = self.bars.add
         while pending and pending[0].ts_event <= wm:
             event = pending.popleft()
             ts = event.ts_event
@@ -237,36 +273,32 @@ class FeatureEngine:
             else:
                 self._last_ts = ts
             if type(event) is Trade:
-                self._apply_trade(event)
+                p = event.price
+                q = event.qty
+                self._pq += p * q
+                self._q += q
+                if event.side == "buy":
+                    self._buy += q
+                    self._n += 1
+                    bars_add(ts, p, q, True)
+                else:
+                    self._sell += q
+                    self._n += 1
+                    bars_add(ts, p, q, False)
             else:
-                self._apply_book(event)  # type: ignore[arg-type]
+                prev = self._book
+                if (
+                    event.book_valid  # type: ignore[union-attr]
+                    and prev is not None
+                    and prev.book_valid
+                    and prev.sync_epoch == event.sync_epoch  # type: ignore[union-attr]
+                ):
+                    e1, e5 = ofi_pair(prev, event)  # type: ignore[arg-type]
+                    self._ofi += e1
+                    self._ofi5 += e5
+                self._book = event  # type: ignore[assignment]
         if self._next_b != _NOT_STARTED and self._next_b < wm:
             self._run_boundaries(wm)
-
-    def _apply_trade(self, trade: Trade) -> None:
-        p = trade.price
-        q = trade.qty
-        self._pq += p * q
-        self._q += q
-        is_buy = trade.side == "buy"
-        if is_buy:
-            self._buy += q
-        else:
-            self._sell += q
-        self._n += 1
-        self.bars.add(trade.ts_event, p, q, is_buy)
-
-    def _apply_book(self, top: BookTop) -> None:
-        prev = self._book
-        if (
-            top.book_valid
-            and prev is not None
-            and prev.book_valid
-            and prev.sync_epoch == top.sync_epoch
-        ):
-            self._ofi += ofi_level1(prev, top)
-            self._ofi5 += ofi_multilevel(prev, top)
-        self._book = top
 
     # ------------------------------------------------------------ boundaries
     def _run_boundaries(self, limit: int) -> None:
