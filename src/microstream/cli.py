@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboard",
     "ingest",
     "engine",
+    "import_archive",
 )
 
 

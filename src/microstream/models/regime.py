@@ -1,0 +1,316 @@
+"""The five-class market regime: an explainable score with hysteresis.
+
+Every ``features`` row (one per grid point) gives three components, each a
+number in ``[-1, 1]`` (positive = bullish):
+
+- **trend** ``= tanh(z / trend_scale)`` with ``z = ln(mid_t / mid_{t-W}) /
+  (σ_1m · sqrt(W / 60 s))``: the mid's move over the last ``W`` seconds in units
+  of the move that the current 1-minute volatility ``σ_1m`` (``volatility_1m``)
+  would produce by chance;
+- **flow** ``= tanh(flow_imbalance_1m / flow_scale)``: who is aggressive — the
+  buy minus sell market-order volume of the last minute over their sum;
+- **book** ``= tanh(imbalance_l5 / book_scale)``: resting bid minus ask size on
+  the top five levels over their sum.
+
+The **raw score** is their weighted mean over the components that are
+available (weights ``w_trend``, ``w_flow``, ``w_book``), and the **score** is
+that raw score smoothed by an exponential moving average of time constant
+``smoothing_s``; it stays in ``[-1, 1]``. The **coverage** is the weight share
+of the available components; below ``min_coverage`` there is no regime
+(``regime``/``score`` null, ``confidence`` 0, ``status`` ``insufficient_data``)
+and the smoothing and hysteresis restart from scratch — nothing stale is carried.
+
+**Classes** by thresholds on the score, with hysteresis: ``strongly_bullish``
+at ``score ≥ strong_enter``, ``bullish`` at ``≥ enter``, ``neutral`` in between,
+and mirror images below zero. A class is *entered* at its ``enter`` threshold
+but only *left* when the score crosses its ``exit`` threshold (closer to zero),
+and no class is left before ``min_dwell_s`` seconds: a noisy score near a
+threshold does not flap.
+
+**Confidence** ``= coverage · (0.5 + 0.5 · depth)``, where ``depth`` in ``[0, 1]``
+is how far the score is inside its class band (distance to the nearest edge /
+``confidence_span``). On a band edge the confidence is half the coverage.
+
+Missing data: ``book_valid`` false or null book features remove trend and book
+(and empty the mid history so no stale reference is used once the book comes
+back); no trade in the last minute removes flow.
+
+Cost: O(1) amortised per row (a deque of recent mids).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from microstream.bus.protocol import Row
+from microstream.config import Settings
+from microstream.store.schema import extend_table
+
+TABLE = "regimes"
+REGIMES: tuple[str, ...] = (
+    "strongly_bullish",
+    "bullish",
+    "neutral",
+    "bearish",
+    "strongly_bearish",
+)
+"""The five classes, most bullish first."""
+
+_LEVEL_NAME = {
+    2: "strongly_bullish",
+    1: "bullish",
+    0: "neutral",
+    -1: "bearish",
+    -2: "strongly_bearish",
+}
+NS_PER_S = 1_000_000_000
+INSUFFICIENT = "insufficient_data"
+OK = "ok"
+
+extend_table(
+    TABLE,
+    {
+        "raw_score": pa.float64(),
+        "trend": pa.float64(),
+        "trend_z": pa.float64(),
+        "flow": pa.float64(),
+        "book": pa.float64(),
+        "coverage": pa.float64(),
+        "status": pa.string(),
+    },
+)
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    """Parameters of the regime score (defaults tuned on the simulator, see docs/models.md).
+
+    Attributes:
+        trend_window_s: look-back ``W`` of the trend component (seconds).
+        trend_scale / flow_scale / book_scale: input value giving
+            ``tanh(1) ≈ 0.76`` for each component.
+        w_trend / w_flow / w_book: component weights.
+        smoothing_s: time constant of the score's moving average (0: none).
+        enter / exit: thresholds of ``bullish`` (and ``-`` of ``bearish``).
+        strong_enter / strong_exit: thresholds of the strong classes.
+        min_dwell_s: minimum time in a class before it may change.
+        min_coverage: minimum available weight share to emit a regime.
+        confidence_span: score distance inside a band that gives full confidence.
+        vol_floor: floor of ``volatility_1m`` (log-return units) in the trend's z.
+    """
+
+    trend_window_s: float = 30.0
+    trend_scale: float = 1.5
+    flow_scale: float = 0.3
+    book_scale: float = 0.5
+    w_trend: float = 0.5
+    w_flow: float = 0.3
+    w_book: float = 0.2
+    smoothing_s: float = 10.0
+    enter: float = 0.2
+    exit: float = 0.1
+    strong_enter: float = 0.55
+    strong_exit: float = 0.45
+    min_dwell_s: float = 5.0
+    min_coverage: float = 0.5
+    confidence_span: float = 0.2
+    vol_floor: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exit <= self.enter <= self.strong_exit <= self.strong_enter <= 1.0:
+            raise ValueError("need 0 <= exit <= enter <= strong_exit <= strong_enter <= 1")
+        if min(self.w_trend, self.w_flow, self.w_book) < 0 or self.total_weight <= 0:
+            raise ValueError("weights must be non-negative with a positive sum")
+
+    @property
+    def total_weight(self) -> float:
+        """Sum of the component weights."""
+        return self.w_trend + self.w_flow + self.w_book
+
+    def band(self, level: int) -> tuple[float, float]:
+        """The score interval in which class ``level`` (-2..2) is kept."""
+        inf = math.inf
+        bands = {
+            2: (self.strong_exit, inf),
+            1: (self.exit, self.strong_enter),
+            0: (-self.enter, self.enter),
+            -1: (-self.strong_enter, -self.exit),
+            -2: (-inf, -self.strong_exit),
+        }
+        return bands[level]
+
+
+def _num(values: Mapping[str, Any], key: str) -> float | None:
+    value = values.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+class RegimeDetector:
+    """Per-symbol regime stage: ``features`` rows in, ``regimes`` rows out.
+
+    Args:
+        exchange / symbol: the partition of the emitted rows.
+        emit: receives one ``regimes`` row per ``features`` row.
+        settings: run settings (unused today; accepted for the stage convention).
+        config: the score parameters.
+
+    Attributes:
+        rows_in: rows received; rows_rejected: rows without an integer ``ts``.
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        emit: Callable[[Row], None],
+        settings: Settings | None = None,
+        config: RegimeConfig | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.config = config or RegimeConfig()
+        self._emit = emit
+        self._mids: deque[tuple[int, float]] = deque()
+        self._score: float | None = None
+        self._last_ts: int | None = None
+        self._level: int | None = None
+        self._entered_ts = 0
+        self.rows_in = 0
+        self.rows_rejected = 0
+
+    def on_features(self, values: Mapping[str, Any]) -> Row | None:
+        """Consume one ``features`` row; emit and return its ``regimes`` row."""
+        self.rows_in += 1
+        ts = values.get("ts")
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            self.rows_rejected += 1
+            return None
+        if self._last_ts is not None and ts <= self._last_ts:
+            self.rows_rejected += 1  # out of order: the grid only moves forward
+            return None
+        out = self._compute(ts, values)
+        self._last_ts = ts
+        row = Row(TABLE, self.exchange, self.symbol, out)
+        self._emit(row)
+        return row
+
+    # ------------------------------------------------------------ components
+    def _trend(self, ts: int, values: Mapping[str, Any]) -> tuple[float | None, float | None]:
+        """``(component, z)``; ``None`` if the book is invalid or history is short."""
+        mid = _num(values, "mid")
+        if mid is None or mid <= 0.0 or values.get("book_valid") is False:
+            self._mids.clear()
+            return None, None
+        window_ns = int(self.config.trend_window_s * NS_PER_S)
+        mids = self._mids
+        mids.append((ts, mid))
+        while len(mids) > 1 and mids[1][0] <= ts - window_ns:
+            mids.popleft()
+        ref_ts, ref_mid = mids[0]
+        span_s = (ts - ref_ts) / NS_PER_S
+        vol = _num(values, "volatility_1m")
+        if span_s < self.config.trend_window_s / 2 or vol is None:
+            return None, None
+        sigma = max(vol, self.config.vol_floor) * math.sqrt(span_s / 60.0)
+        z = math.log(mid / ref_mid) / sigma
+        return math.tanh(z / self.config.trend_scale), z
+
+    def _components(self, ts: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = self.config
+        trend, z = self._trend(ts, values)
+        book_ok = values.get("book_valid") is not False
+        flow_raw = _num(values, "flow_imbalance_1m")
+        book_raw = _num(values, "imbalance_l5") if book_ok else None
+        flow = None if flow_raw is None else math.tanh(flow_raw / cfg.flow_scale)
+        book = None if book_raw is None else math.tanh(book_raw / cfg.book_scale)
+        parts = ((trend, cfg.w_trend), (flow, cfg.w_flow), (book, cfg.w_book))
+        weight = sum(w for c, w in parts if c is not None)
+        raw = sum(c * w for c, w in parts if c is not None) / weight if weight > 0 else None
+        return {
+            "raw_score": raw,
+            "trend": trend,
+            "trend_z": z,
+            "flow": flow,
+            "book": book,
+            "coverage": weight / cfg.total_weight,
+        }
+
+    # ---------------------------------------------------------- score, class
+    def _compute(self, ts: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        parts = self._components(ts, values)
+        raw = parts["raw_score"]
+        if raw is None or parts["coverage"] < self.config.min_coverage:
+            self._score = self._level = None
+            return {
+                "ts": ts,
+                "regime": None,
+                "score": None,
+                "confidence": 0.0,
+                **parts,
+                "status": INSUFFICIENT,
+            }
+        score = self._smooth(ts, raw)
+        level = self._classify(ts, score)
+        confidence = parts["coverage"] * (0.5 + 0.5 * self._depth(level, score))
+        return {
+            "ts": ts,
+            "regime": _LEVEL_NAME[level],
+            "score": score,
+            "confidence": confidence,
+            **parts,
+            "status": OK,
+        }
+
+    def _smooth(self, ts: int, raw: float) -> float:
+        tau = self.config.smoothing_s
+        if self._score is None or self._last_ts is None or tau <= 0:
+            self._score = raw
+            return raw
+        dt = (ts - self._last_ts) / NS_PER_S
+        alpha = 1.0 - math.exp(-dt / tau)
+        self._score += alpha * (raw - self._score)
+        return self._score
+
+    def _classify(self, ts: int, score: float) -> int:
+        if self._level is None:
+            self._level, self._entered_ts = self._plain_level(score), ts
+            return self._level
+        if (ts - self._entered_ts) / NS_PER_S < self.config.min_dwell_s:
+            return self._level
+        level = self._level
+        step = 1 if score >= self.config.band(level)[1] else -1
+        while not self._inside(level, score) and -2 < level + step < 3:
+            level += step
+        if level != self._level:
+            self._level, self._entered_ts = level, ts
+        return level
+
+    def _inside(self, level: int, score: float) -> bool:
+        lo, hi = self.config.band(level)
+        if level == 0:
+            return lo < score < hi
+        if level > 0:
+            return lo <= score < hi
+        return lo < score <= hi
+
+    def _plain_level(self, score: float) -> int:
+        cfg = self.config
+        magnitude = 2 if abs(score) >= cfg.strong_enter else 1 if abs(score) >= cfg.enter else 0
+        return magnitude if score >= 0 else -magnitude
+
+    def _depth(self, level: int, score: float) -> float:
+        lo, hi = self.config.band(level)
+        distance = min(score - lo, hi - score)
+        return max(0.0, min(1.0, distance / self.config.confidence_span))
