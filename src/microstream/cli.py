@@ -16,6 +16,7 @@ from microstream import __version__
 from microstream.errors import MicroStreamError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "run",
     "replay",
     "compact",
     "record",

@@ -276,6 +276,8 @@ def parse_frame(frame: RawFrame) -> list[MarketEvent]:
             decoder = _ENVELOPE_DECODERS.get(kind)
             if decoder is not None:
                 env = decoder.decode(payload)
+                if kind == TRADE and env.data.X not in (None, "MARKET"):
+                    return []  # futures off-book fills (insurance fund, ADL) are not trades
                 return [_event_from(kind, env.data, frame, exchange, stream)]
         return _parse_slow(frame, exchange)
     except msgspec.ValidationError as exc:
@@ -352,6 +354,4 @@ class FrameDecoder:
         self.counts[reason] += 1
         n = self.counts[reason]
         if n <= 10 or n % self._log_every == 0:
-            log.warning(
-                "rejected %s frame #%d (%r): %s", reason, n, frame.payload[:120], exc
-            )
+            log.warning("rejected %s frame #%d (%r): %s", reason, n, frame.payload[:120], exc)

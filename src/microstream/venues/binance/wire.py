@@ -22,6 +22,7 @@ class WireTrade(msgspec.Struct, gc=False):
     p: float
     q: float
     m: bool
+    X: str | None = None  # futures: MARKET, or INSURANCE_FUND/ADL/NA (off-book)
 
 
 class WireAggTrade(msgspec.Struct, gc=False):
