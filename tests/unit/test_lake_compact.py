@@ -165,3 +165,22 @@ def test_compact_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_compact_command_missing_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["compact", "--lake", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_readers_wait_while_a_swap_is_published(tmp_path: Path) -> None:
+    import threading
+
+    from microstream.store.files import publish_lock
+
+    write_trades(tmp_path, list(range(6)))
+    got: list[list[int]] = []
+    with publish_lock(partition(tmp_path)):
+        reader = threading.Thread(target=lambda: got.append(ids(tmp_path)))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive()  # listing waits for the swap to finish
+    reader.join(10)
+    assert got == [list(range(6))]
+    assert [p.name for p in partition(tmp_path).iterdir() if p.name.startswith(".")] == [
+        ".publish.lock"
+    ]

@@ -5,14 +5,17 @@ Protocol, per partition directory (under an exclusive ``.compact.lock``):
 1. Finish any earlier compaction: delete files that an existing ``compact-*``
    file lists as replaced.
 2. Read the remaining visible files, sort the rows by the table's time column
-   and write them as one ``compact-*`` file, atomically, whose Parquet
-   key-value metadata lists the names of the files it replaces.
-3. Delete the replaced files and fsync the directory.
+   and write them as one ``compact-*`` file (hidden temporary name, fsync),
+   whose Parquet key-value metadata lists the names of the files it replaces.
+3. Under the exclusive ``.publish.lock``: rename it to its visible name,
+   delete the replaced files, fsync the directory.
 
 A crash after step 2 leaves the sources on disk, but readers
 (:mod:`microstream.store.reader`) treat them as gone, and the next compaction
 deletes them in step 1. A crash before the rename in step 2 leaves only a
-hidden temporary file. So a reader never sees a row twice, nor loses one.
+hidden temporary file. So a reader never sees a row twice, nor loses one;
+readers list a partition under the shared publish lock, so they never see
+half of a swap (both the new file and its sources gone from their listing).
 Files a writer adds while compaction runs are not in the list and stay.
 """
 
@@ -38,8 +41,10 @@ from microstream.store.files import (
     compact_name,
     fsync_dir,
     list_data_files,
+    publish,
+    publish_lock,
     split_visible,
-    write_atomic,
+    write_temp,
 )
 from microstream.store.reader import partition_dirs
 from microstream.store.schema import get_table
@@ -122,6 +127,18 @@ def _bounds(merged: pa.Table, time_column: str | None) -> tuple[int, int]:
     return int(first or 0), int(last or 0)
 
 
+def _swap(directory: Path, target: Path, merged: pa.Table, sources: list[str]) -> None:
+    """Publish the merged file, then delete its sources, under the publish lock."""
+    tmp = write_temp(target, merged)
+    try:
+        with publish_lock(directory):
+            publish(tmp, target)
+            _delete(directory, sources)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def compact_partition(
     directory: str | os.PathLike[str], table: str, min_files: int = 2
 ) -> CompactionResult:
@@ -142,8 +159,7 @@ def compact_partition(
         first, last = _bounds(merged, time_column)
         name = compact_name(first, last, secrets.token_hex(4))
         merged = merged.replace_schema_metadata({REPLACES_KEY: json.dumps(visible).encode()})
-        write_atomic(path / name, merged)
-        _delete(path, visible)
+        _swap(path, path / name, merged, visible)
     log.info("compacted %d files (%d rows) into %s", len(visible), merged.num_rows, path / name)
     return CompactionResult(path, len(visible), merged.num_rows, name, len(replaced))
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import fcntl
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from microstream.errors import StoreError
 SUFFIX = ".parquet"
 PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
+PUBLISH_LOCK = ".publish.lock"
+"""Hidden per-partition lock file: compaction swaps files under it, readers list under it."""
 REPLACES_KEY = b"microstream.replaces"
 """Key-value metadata key of a compacted file: JSON list of replaced file names."""
 
@@ -107,12 +110,12 @@ def _write_parquet(table: pa.Table, handle: object) -> None:
     pq.write_table(table, handle, compression=COMPRESSION)
 
 
-def write_atomic(path: Path, table: pa.Table) -> None:
-    """Write ``table`` to ``path`` so that it appears complete or not at all.
+def write_temp(path: Path, table: pa.Table) -> Path:
+    """Write ``table`` durably to the hidden temporary name of ``path``; return it.
 
     Raises:
-        StoreError: the directory is unwritable or the disk is full; no partial
-            file is left visible and the temporary file is removed.
+        StoreError: the directory is unwritable or the disk is full; the
+            temporary file is removed.
     """
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -121,12 +124,73 @@ def write_atomic(path: Path, table: pa.Table) -> None:
             _write_parquet(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _store_error("write lake file", path, exc) from exc
+    return tmp
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a temporary file to its visible name and make the rename durable.
+
+    Raises:
+        StoreError: the rename failed; the temporary file is removed.
+    """
+    try:
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise _store_error("write lake file", path, exc) from exc
     fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, table: pa.Table) -> None:
+    """Write ``table`` to ``path`` so that it appears complete or not at all.
+
+    Raises:
+        StoreError: the directory is unwritable or the disk is full; no partial
+            file is left visible and the temporary file is removed.
+    """
+    publish(write_temp(path, table), path)
+
+
+@contextlib.contextmanager
+def publish_lock(directory: Path) -> Iterator[None]:
+    """Exclusive lock held while compaction swaps files (readers list under it shared)."""
+    try:
+        fd = os.open(directory / PUBLISH_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise _store_error("lock", directory / PUBLISH_LOCK, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def snapshot_names(directory: Path) -> list[str]:
+    """The data file names of a partition, listed atomically w.r.t. compaction.
+
+    The listing is taken under the shared publish lock, so a compaction's
+    swap (new file in, sources out) is seen entirely or not at all. Works on
+    read-only lakes: a partition without a lock file was never compacted, and
+    if one appears during the unlocked listing, the listing is taken again.
+    """
+    lock = directory / PUBLISH_LOCK
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        names = list_data_files(directory)
+        return names if not lock.exists() else snapshot_names(directory)
+    except OSError:
+        return list_data_files(directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return list_data_files(directory)
+    finally:
+        os.close(fd)
 
 
 def list_data_files(directory: Path) -> list[str]:

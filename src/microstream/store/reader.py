@@ -20,8 +20,7 @@ from microstream.errors import StoreError
 from microstream.store.files import (
     date_of_ns,
     file_schema,
-    list_data_files,
-    replaced_by,
+    snapshot_names,
     split_visible,
 )
 from microstream.store.schema import get_table
@@ -90,7 +89,7 @@ def partition_dirs(
 
 def visible_files(directory: Path) -> list[Path]:
     """The files of one partition a reader must read (replaced files excluded)."""
-    visible, _ = split_visible(directory, list_data_files(directory))
+    visible, _ = split_visible(directory, snapshot_names(directory))
     return [directory / name for name in visible]
 
 
@@ -175,20 +174,6 @@ def scan_table(
     return _scan(table, files, start, end)
 
 
-def _missed_rows(before: dict[Path, list[str]]) -> bool:
-    """True if a compaction finished during a read whose rows the read may lack.
-
-    A ``compact-*`` file that appeared since ``before`` was listed only holds
-    rows the read saw if every file it replaces was in the first listing.
-    """
-    for directory, names in before.items():
-        known = set(names)
-        for name in list_data_files(directory):
-            if name not in known and not known.issuperset(replaced_by(directory / name)):
-                return True
-    return False
-
-
 def read_table(
     root: str | os.PathLike[str],
     table: str,
@@ -199,24 +184,21 @@ def read_table(
 ) -> pl.DataFrame:
     """``table`` as a DataFrame, rows with time in ``[start, end)``, sorted by time.
 
-    The read is consistent with a concurrent compaction: if one removed a
-    listed file, or finished with rows the listing did not cover, the table
-    is listed and read again. Rows a writer adds meanwhile may or may not be
-    included (each row at most once).
+    The read is consistent with a concurrent compaction: partitions are
+    listed under its publish lock, and if it removed a listed file before it
+    was read, the table is listed and read again. Rows a writer adds
+    meanwhile may or may not be included (each row exactly once if so).
 
     Raises:
         StoreError: the table does not exist, or stays unreadable.
     """
     for _ in range(_READ_ATTEMPTS):
-        dirs = partition_dirs(root, table, exchange, symbol, start, end)
-        before = {directory: list_data_files(directory) for directory in dirs}
-        files = [d / n for d, names in before.items() for n in split_visible(d, names)[0]]
+        files = list_table_files(root, table, exchange, symbol, start, end)
         try:
             frame = _scan(table, files, start, end).collect()
         except (OSError, pl.exceptions.PolarsError) as exc:
             if all(path.exists() for path in files):
                 raise StoreError(f"cannot read lake table {table!r}: {exc}") from exc
             continue  # a compaction removed a listed file: list again
-        if not _missed_rows(before):
-            return frame
+        return frame
     raise StoreError(f"lake table {table!r} under {Path(root)} keeps changing while read")
