@@ -184,3 +184,19 @@ def test_readers_wait_while_a_swap_is_published(tmp_path: Path) -> None:
     assert [p.name for p in partition(tmp_path).iterdir() if p.name.startswith(".")] == [
         ".publish.lock"
     ]
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    write_trades(tmp_path, [0, 1], flush_rows=10)
+    stale = partition(tmp_path) / ".part-0-1-dead.parquet.tmp"
+    fresh = partition(tmp_path) / ".part-0-2-live.parquet.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    result = compact_partition(partition(tmp_path), "trades")
+    assert result.cleaned == 1
+    assert not stale.exists() and fresh.exists()

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ from microstream.store.schema import get_table
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".compact.lock"
+STALE_TEMP_SECONDS = 3600.0
+"""A hidden ``.*.tmp`` this old belongs to a writer that died: compaction removes it."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class CompactionResult:
         files_in: files merged (0 when the partition was left alone).
         rows: rows in the merged file.
         output: name of the merged file, or ``None``.
-        cleaned: leftover replaced files of an earlier, interrupted compaction deleted.
+        cleaned: leftovers deleted: files replaced by an earlier, interrupted
+            compaction, and temporary files of killed writers (older than
+            ``STALE_TEMP_SECONDS``).
     """
 
     partition: Path
@@ -93,6 +98,18 @@ def _delete(directory: Path, names: list[str]) -> None:
             (directory / name).unlink()
     if names:
         fsync_dir(directory)
+
+
+def _remove_stale_temps(directory: Path, max_age: float = STALE_TEMP_SECONDS) -> int:
+    limit = time.time() - max_age
+    removed = 0
+    for entry in os.scandir(directory):
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < limit:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def _time_column(table: str, schema: pa.Schema) -> str | None:
@@ -153,15 +170,16 @@ def compact_partition(
     with _partition_lock(path):
         visible, replaced = split_visible(path, list_data_files(path))
         _delete(path, replaced)
+        cleaned = len(replaced) + _remove_stale_temps(path)
         if len(visible) < max(min_files, 2):
-            return CompactionResult(path, 0, 0, None, len(replaced))
+            return CompactionResult(path, 0, 0, None, cleaned)
         merged, time_column = _merge(path, visible, table)
         first, last = _bounds(merged, time_column)
         name = compact_name(first, last, secrets.token_hex(4))
         merged = merged.replace_schema_metadata({REPLACES_KEY: json.dumps(visible).encode()})
         _swap(path, path / name, merged, visible)
     log.info("compacted %d files (%d rows) into %s", len(visible), merged.num_rows, path / name)
-    return CompactionResult(path, len(visible), merged.num_rows, name, len(replaced))
+    return CompactionResult(path, len(visible), merged.num_rows, name, cleaned)
 
 
 def compact_table(
