@@ -204,10 +204,15 @@ class LakeWriter:
         buffer = self._buffers.pop(key)
         self._buffered -= len(buffer.rows)
         self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
-        table = self._to_arrow(buffer)
+        name, exchange, symbol, day = key
+        try:
+            table = self._to_arrow(buffer)
+        except Exception as exc:  # a value Arrow cannot hold at all
+            self._errors += 1
+            self._rows_lost += len(buffer.rows)
+            raise StoreError(f"lake table {name}: rows cannot be converted: {exc!r}") from exc
         if table.num_rows == 0:
             return 0
-        name, exchange, symbol, day = key
         directory = partition_dir(self.root, name, exchange, symbol, date_of_day(day))
         self._seq += 1
         path = directory / part_name(buffer.first_ts, self._seq, self.writer_id)
