@@ -26,5 +26,6 @@ page = st.navigation(
         st.Page(HERE / "views" / "learn.py", title="Learn", icon=":material/school:"),
     ]
 )
+ui.no_fade()
 ui.sidebar()
 page.run()

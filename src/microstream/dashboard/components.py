@@ -41,6 +41,16 @@ def symbol_label(entry: dict[str, Any]) -> str:
     return f"{entry.get('exchange')}:{entry.get('symbol')}"
 
 
+_NO_FADE_CSS = """<style>
+[data-stale="true"] { opacity: 1 !important; transition: none !important; }
+</style>"""
+
+
+def no_fade() -> None:
+    """Keep live panels fully visible while a fragment refreshes (no flicker)."""
+    st.html(_NO_FADE_CSS)
+
+
 def sidebar() -> None:
     """Engine URL and the symbol selector (shown when several symbols run)."""
     base = data.api_url()

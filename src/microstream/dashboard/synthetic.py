@@ -80,7 +80,7 @@ class SyntheticFeed:
         self.ts += NS
         self.prev_mid = self.mid
         drift = 0.3 * math.sin(self.steps / 90.0)
-        self.mid = max(1.0, self.mid + self.rng.gauss(drift, 3.0))
+        self.mid = max(1.0, self.mid + self.rng.gauss(drift * 0.3, 0.6))
         self.mid = round(self.mid / self.tick) * self.tick + self.tick / 2
         bids, asks = self._ladder()
         self._trades()
@@ -114,7 +114,7 @@ class SyntheticFeed:
     def _trades(self) -> None:
         for _ in range(self.rng.randint(1, 8)):
             self.trade_id += 1
-            side = "buy" if self.rng.random() < 0.5 + (self.mid - self.prev_mid) / 20 else "sell"
+            side = "buy" if self.rng.random() < 0.5 + (self.mid - self.prev_mid) / 4 else "sell"
             price = self.mid + (self.tick / 2 if side == "buy" else -self.tick / 2)
             qty = round(self.rng.expovariate(3.0), 5) + 0.0001
             ts = self.ts - self.rng.randint(0, NS - 1)

@@ -13,8 +13,8 @@ st.caption(
     "Bright horizontal bands are large resting orders (walls); watch how price reacts "
     "when it reaches them."
 )
-window = st.slider("Snapshots shown (about one per second)", 60, 600, 300, step=30)
-bins = st.slider("Price rows", 20, 200, 80, step=10)
+window = st.slider("Snapshots shown (about one per second)", 30, 600, 120, step=30)
+bins = st.slider("Price rows", 20, 200, 100, step=10)
 
 
 @st.fragment(run_every=ui.REFRESH_S)
