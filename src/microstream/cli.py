@@ -18,6 +18,7 @@ from microstream.errors import MicroStreamError
 COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "replay",
+    "bench",
     "compact",
     "record",
     "sim_exchange",
@@ -25,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingest",
     "engine",
     "import_archive",
+    "features",
 )
 
 
