@@ -156,8 +156,22 @@ class LakeSink:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise StoreError(f"lake sink did not finish writing within {timeout:.0f} s")
+        self._count_stranded()
         if self.error is not None:
             raise self.error
+
+    def _count_stranded(self) -> None:
+        """Rows a producer queued while the sink was closing were not written."""
+        stranded = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            stranded += 1
+        if stranded:
+            self._dropped += stranded
+            log.warning("lake sink: %d rows queued during close dropped", stranded)
 
     def _drop(self, reason: str) -> None:
         self._dropped += 1
