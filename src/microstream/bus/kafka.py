@@ -96,6 +96,7 @@ class KafkaSettings:
             "partitions": _env_int("MICROSTREAM_KAFKA_PARTITIONS", 6),
             "group_id": os.environ.get("MICROSTREAM_KAFKA_GROUP") or "microstream-engine",
             "connect_retries": _env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
+            "session_timeout_ms": _env_int("MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10_000),
         }
         values.update(overrides)
         return cls(**values)
@@ -471,7 +472,28 @@ class KafkaBus:
             self._producer.poll(0)
 
 
+class _RateLimit(logging.Filter):
+    """Lets one record of a kind through per ``period`` seconds (librdkafka repeats itself)."""
+
+    def __init__(self, period: float = 30.0) -> None:
+        super().__init__()
+        self.period = period
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        kind = "".join(ch for ch in text if not ch.isdigit())[:80]
+        now = time.monotonic()
+        if now - self._last.get(kind, float("-inf")) < self.period:
+            return False
+        self._last[kind] = now
+        if "Connection refused" in text and record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 _librdkafka_log = logging.getLogger("microstream.bus.librdkafka")
+_librdkafka_log.addFilter(_RateLimit())
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

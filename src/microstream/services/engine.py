@@ -117,6 +117,7 @@ class EngineService:
         self.prime_tail = prime_tail
         self.snapshot_retry_s = snapshot_retry_s
         self.assigned: set[int] = set()
+        self._revoking: set[int] = set()
         self._last_request: dict[str, float] = {}
         self._md_topic = settings.topics.for_logical(Topics.DEPTH)
 
@@ -167,13 +168,23 @@ class EngineService:
         return {p for topic, p in partitions if topic == self._md_topic}
 
     def _assigned(self, partitions: PartitionList) -> None:
-        new = self._md_partitions(partitions) - self.assigned
-        self.assigned |= new
+        owned = self._md_partitions(partitions)
+        self._release(self._revoking - owned)
+        self._revoking = set()
+        new = owned - self.assigned
+        self.assigned = owned
         if new:
             self._prime_outputs(new)
 
     def _revoked(self, partitions: PartitionList) -> None:
-        gone = self._md_partitions(partitions)
+        # An eager rebalance revokes everything and assigns again: symbols that
+        # stay here keep their book; the others are released on the assignment.
+        self._revoking |= self._md_partitions(partitions)
+
+    def _release(self, gone: set[int]) -> None:
+        """Drop the pipelines of the symbols of ``gone`` (another engine owns them now)."""
+        if not gone:
+            return
         self.assigned -= gone
         for key in list(self.engine.pipelines):
             if self.kafka.partition_of(self._md_topic, key) in gone:

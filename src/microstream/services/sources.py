@@ -42,11 +42,13 @@ def run_replay(
     stop: threading.Event | None = None,
     duration: float | None = None,
     linger: bool = True,
+    done: threading.Event | None = None,
 ) -> int:
     """Publish the frames of ``captures``; returns the number of frames.
 
     With ``linger`` the service keeps answering snapshot requests after the
-    last frame, until ``stop`` or ``duration``.
+    last frame, until ``stop`` or ``duration``; ``done`` is set once the last
+    frame is delivered to the bus.
     """
     stop = stop or threading.Event()
     deadline = _deadline(duration)
@@ -56,8 +58,10 @@ def run_replay(
         frames += 1
         if stop.is_set() or time.monotonic() >= deadline:
             break
-    service.bus.flush(30.0)
+    service.bus.flush(60.0)
     log.info("replay published %d frames", frames)
+    if done is not None:
+        done.set()
     while linger and not stop.is_set() and time.monotonic() < deadline:
         service.service()
         stop.wait(IDLE_TICK_S)
