@@ -160,7 +160,7 @@ def assert_rows_equal(
             assert_same(f"{col} at {s_row['ts']}", s_row[col], b_row[col])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_streaming_equals_batch(case: tuple[list[Any], int, int]) -> None:
     events, grid_ms, lateness_ms = case
