@@ -85,8 +85,8 @@ class MarketParams:
     limit_rate: float = 130.0  # limit orders per second per side (outside gap filling)
     join_prob: float = 0.6  # share of limit orders that join the best queue
     inside_prob: float = 0.05  # share placed inside a spread wider than one tick
-    distance_min_bps: float = 0.05  # Pareto scale of the placement distance
-    distance_alpha: float = 0.6  # Pareto tail exponent of the placement distance
+    distance_min_bps: float = 0.3  # Pareto scale of the placement distance
+    distance_alpha: float = 0.7  # Pareto tail exponent of the placement distance
     distance_max_bps: float = 40.0  # farthest placement
     gap_fill_rate: float = 400.0  # orders per second placed inside a spread wider than 1 tick
     gap_step_ticks: float = 10.0  # mean improvement of a gap-filling order over its touch
@@ -97,34 +97,34 @@ class MarketParams:
     deep_size_mult: float = 4.0  # size multiplier of orders resting behind the touch
     top_cancel_rate: float = 8.0  # extra cancels per second at each touch
     top_cancel_imbalance: float = 0.9  # how much more the thin touch is cancelled
-    jump_rate: float = 0.35  # repricings (quotes move to a new level) per second
-    jump_scale_bps: float = 0.4  # Pareto scale of a repricing's size
-    jump_alpha: float = 2.8  # Pareto tail exponent of a repricing's size
-    jump_imbalance: float = 0.5  # up-probability slope in the L1 imbalance
-    jump_skew: float = 0.05  # up-probability slope in the regime skew
-    jump_hawkes: float = 0.1  # extra repricings per unit of market-order excitation
+    jump_rate: float = 0.3  # repricings (quotes move to a new level) per second
+    jump_scale_bps: float = 0.5  # Pareto scale of a repricing's size
+    jump_alpha: float = 3.0  # Pareto tail exponent of a repricing's size
+    jump_imbalance: float = 0.4  # up-probability slope in the L1 imbalance
+    jump_skew: float = 0.2  # up-probability slope in the regime skew
+    jump_hawkes: float = 0.12  # extra repricings per unit of market-order excitation
     jump_flow: float = 0.1  # up-probability slope in the pending metaorder flow
-    quote_size_median: float = 2.0  # size of the fresh quotes after a repricing
+    quote_size_median: float = 1.2  # size of the fresh quotes after a repricing
     quote_size_sigma: float = 0.8
     quote_flow_tilt: float = 0.7  # fresh quotes lean toward the pending flow's side
     requote_max: int = 20  # pulled levels that are posted again behind the new touch
     sweep_prob: float = 0.5  # chance that a repricing trades against the stale touch
-    market_rate: float = 5.0  # baseline market orders per second
-    hawkes_jump: float = 1.1  # intensity added by each market order (per second)
+    market_rate: float = 3.5  # baseline market orders per second
+    hawkes_jump: float = 1.2  # intensity added by each market order (per second)
     hawkes_decay: float = 2.0  # decay rate of the excitation (per second)
     metaorder_rate: float = 0.35  # metaorders started per second
-    metaorder_alpha: float = 1.3  # Pareto exponent of the number of child orders
+    metaorder_alpha: float = 1.1  # Pareto exponent of the number of child orders
     metaorder_min: float = 2.0
     metaorder_max: int = 400
-    child_share: float = 0.7  # share of market orders that come from active metaorders
+    child_share: float = 0.9  # share of market orders that come from active metaorders
     imbalance_sign: float = 0.3  # noise buy probability slope in the L1 imbalance
     regime_sign: float = 1.0  # how much of the regime buy share noise traders follow
     limit_size_median: float = 0.004
     limit_size_sigma: float = 1.6
     market_size_median: float = 0.0025
-    market_size_sigma: float = 2.2
+    market_size_sigma: float = 2.5
     max_slippage_ticks: int = 300  # an aggressor never walks farther than this
-    pieces_mean: float = 1.6  # extra maker fills per level touched (trade frames per fill)
+    pieces_mean: float = 2.2  # extra maker fills per level touched (trade frames per fill)
     skew_join: float = 0.3  # how much the regime skew moves join_prob
     skew_gap: float = 0.2  # how much the regime skew biases which side fills the gap
     skew_cancel: float = 0.3  # how much the regime skew biases touch cancels
@@ -433,7 +433,6 @@ class Market:
         if new_bid < 0 or new_ask >= _WINDOW:
             return
         if self._u() < p.sweep_prob:
-            self._hawkes += p.hawkes_jump
             lots = self._lognormal_lots(p.market_size_median * rp.aggression, p.market_size_sigma)
             self._execute(up, min(lots, self._q[stale][self._best[stale]]))
         q = self._q[stale]
