@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-features", action="store_true", help="book and trades only")
     parser.add_argument("--no-models", action="store_true", help="skip regime/HMM/forecast")
     parser.add_argument(
-        "--simulated", action="store_true", help="mark outputs simulated (sim source)"
+        "--simulated",
+        action="store_true",
+        help="mark outputs simulated (sim source; or MICROSTREAM_SIMULATED=1)",
     )
     parser.add_argument(
         "--direct", action="store_true", help="read every partition without a group (one engine)"

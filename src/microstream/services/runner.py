@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import threading
 import types
@@ -40,6 +41,10 @@ def _on_signals(stop: threading.Event, extra: Any = None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)
+
+
+def _env_flag(name: str) -> bool:
+    return (os.environ.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _symbols(raw: str | None, settings: Settings) -> list[str]:
@@ -142,6 +147,7 @@ def run_engine(args: argparse.Namespace) -> int:
     from microstream.store.sink import LakeSink
 
     settings = Settings.from_env()
+    simulated = args.simulated or _env_flag("MICROSTREAM_SIMULATED")
     overrides: dict[str, Any] = {"mode": "direct" if args.direct else "group"}
     if args.group:
         overrides["group_id"] = args.group
@@ -149,11 +155,11 @@ def run_engine(args: argparse.Namespace) -> int:
         features=not args.no_features,
         models=not (args.no_models or args.no_features),
         grid_ms=args.grid_ms or settings.grid_ms,
-        simulated=args.simulated,
+        simulated=simulated,
         settings=settings,
     )
     service = EngineService(KafkaSettings.from_env(**overrides), options, name=args.name)
-    store = LiveStateStore(source="kafka", simulated=args.simulated)
+    store = LiveStateStore(source="kafka", simulated=simulated)
     store.set_health_provider(service.health)
     service.attach(Topics.ROWS, store.on_message)
     sink = None

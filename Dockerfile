@@ -1,0 +1,35 @@
+# MicroStream: one image for every service of the distributed mode
+# (`microstream ingest`, `microstream engine`, `microstream dashboard`).
+# Build: docker build -t microstream .   Run: see docker-compose.yml and docs/distributed.md.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY docs ./docs
+RUN pip install . \
+    && useradd --create-home --uid 10001 microstream \
+    && mkdir -p /data \
+    && chown microstream /data
+
+USER microstream
+# Inside a container the engine API must listen on every interface so the
+# dashboard container (and the health check) can reach it.
+ENV MICROSTREAM_DATA_DIR=/data \
+    MICROSTREAM_API_HOST=0.0.0.0 \
+    MICROSTREAM_API_PORT=8765 \
+    MICROSTREAM_DOCS_DIR=/app/docs
+EXPOSE 8765 8501
+VOLUME ["/data"]
+
+# The engine's health: GET /health answers 503 when the engine is down.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=4 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=4)"
+
+ENTRYPOINT ["microstream"]
+CMD ["--help"]
