@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
+import msgspec
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -173,3 +175,38 @@ def test_streaming_equals_batch(case: tuple[list[Any], int, int]) -> None:
         features, compute_features(trades, books, grid_ms, book_sync=syncs), FEATURE_COLUMNS
     )
     assert_rows_equal(bars, compute_bars(trades), BAR_COLUMNS)
+
+
+@st.composite
+def disordered(draw: st.DrawFn) -> tuple[list[Any], int, int]:
+    """Streams whose events arrive up to 2 s late: more than any lateness allowance."""
+    events, grid_ms, lateness_ms = draw(streams())
+    out = []
+    for ev in events:
+        if isinstance(ev, SyncStateChange) or draw(st.integers(0, 4)) != 0:
+            out.append(ev)
+            continue
+        shift = draw(st.integers(0, 2_000_000_000))
+        out.append(msgspec.structs.replace(ev, ts_event=ev.ts_event - shift))
+    return out, grid_ms, lateness_ms
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(disordered())
+def test_late_events_never_break_the_invariants(case: tuple[list[Any], int, int]) -> None:
+    events, grid_ms, lateness_ms = case
+    rows, engine = run_streaming(events, grid_ms, lateness_ms)
+    ts = [r.values["ts"] for r in rows if r.table == "features"]
+    assert ts == sorted(set(ts))
+    assert all(b - a == grid_ms * 1_000_000 for a, b in itertools.pairwise(ts))
+    book_cols = ("mid", "spread", "spread_bps", "microprice", "imbalance_l1", "ofi_10s")
+    for row in rows:
+        for value in row.values.values():
+            assert not (isinstance(value, float) and math.isnan(value))
+        if row.table == "features" and not row.values["book_valid"]:
+            assert all(row.values[c] is None for c in book_cols)
+    bars = [r.values for r in rows if r.table == "bars_1m"]
+    assert [b["ts"] for b in bars] == sorted({b["ts"] for b in bars})
+    assert sum(b["trades"] for b in bars) + engine.bars.late_trades == sum(
+        1 for e in events if isinstance(e, Trade) and e.price > 0 and math.isfinite(e.price)
+    )
