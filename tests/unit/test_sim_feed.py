@@ -104,3 +104,12 @@ def test_unknown_symbol_snapshot_is_a_key_error() -> None:
         pass
     else:
         raise AssertionError("expected KeyError")
+
+
+def test_unaligned_start_still_gives_whole_second_truth_and_slow_diffs() -> None:
+    rows: list[Row] = []
+    feed = SimFeed(seed=4, start_ms=START + 250, speed=None, on_truth=rows.append)
+    frames = list(feed.generate(3))
+    assert feed.start_ms == START + 200
+    assert [r.values["ts"] % 1_000_000_000 for r in rows] == [0, 0, 0]
+    assert sum(1 for s, _ in frames if s == "btcusdt@depth") == 3

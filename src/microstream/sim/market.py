@@ -84,7 +84,7 @@ class MarketParams:
 
     limit_rate: float = 130.0  # limit orders per second per side (outside gap filling)
     join_prob: float = 0.6  # share of limit orders that join the best queue
-    inside_prob: float = 0.05  # share placed inside a spread wider than one tick
+    inside_prob: float = 0.05  # share placed one tick inside a spread wider than one tick
     distance_min_bps: float = 0.3  # Pareto scale of the placement distance
     distance_alpha: float = 0.7  # Pareto tail exponent of the placement distance
     distance_max_bps: float = 40.0  # farthest placement

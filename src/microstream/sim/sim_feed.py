@@ -101,11 +101,14 @@ class _SymbolSim:
             uid = changes[-1].update_id
             out.append((end_ms, uid, 2.0, f"{p}@depth@100ms", b.depth_update(end_ms, changes)))
             self._second.extend(changes)
-        for n in (5, 10, 20):
-            if f"depth{n}@100ms" in kinds:
-                book = b.book(market.update_id, market.levels(True, n), market.levels(False, n))
+        sizes = [n for n in (5, 10, 20) if f"depth{n}@100ms" in kinds]
+        if sizes:
+            deepest = max(sizes)
+            bids, asks = market.levels(True, deepest), market.levels(False, deepest)
+            for n in sizes:
+                book = b.book(market.update_id, bids[:n], asks[:n])
                 out.append((end_ms, market.update_id, 3.0 + n / 100, f"{p}@depth{n}@100ms", book))
-        if end_ms % 1000 == 0 and self._second:
+        if end_ms % 1000 < WINDOW_MS and self._second:
             if "depth" in kinds:
                 diff = b.depth_update(end_ms, self._second)
                 out.append((end_ms, self._second[-1].update_id, 2.5, f"{p}@depth", diff))
@@ -184,7 +187,7 @@ class SimFeed:
         if not self._sims:
             if self.start_ms is None:
                 self.start_ms = time.time_ns() // 1_000_000_000 * 1000
-            start = self.start_ms
+            start = self.start_ms = self.start_ms // WINDOW_MS * WINDOW_MS
             for symbol in self.symbols:
                 self._sims[symbol] = _SymbolSim(symbol, self.seed, start, self.params, self.kinds)
             self._window_end = start
@@ -280,8 +283,10 @@ class SimFeed:
         return sim.market.regimes.history_at(ts_ns // 1_000_000)
 
     def truth_row(self, ts_ms: int, symbol: str) -> Row:
-        """The ``sim_truth`` row of ``symbol`` at grid time ``ts_ms``."""
-        regime = self._ensure()[symbol].market.regimes.regime_at(ts_ms)
+        """The ``sim_truth`` row of ``symbol`` at a simulated grid time ``ts_ms``."""
+        chain = self._ensure()[symbol].market.regimes
+        chain.regime_at(self._window_end)
+        regime = chain.history_at(ts_ms) or chain.current
         return Row(TRUTH_TABLE, EXCHANGE, symbol, {"ts": ts_ms * 1_000_000, "regime": regime})
 
     def regime_switches(self, symbol: str | None = None) -> list[tuple[int, str]]:
@@ -313,6 +318,6 @@ class SimFeed:
                 sims[data["s"]].publish(data)
             self.frames_yielded += 1
             yield ts, stream, data
-        if end % 1000 == 0 and self.on_truth is not None:
+        if end % 1000 < WINDOW_MS and self.on_truth is not None:
             for symbol in self.symbols:
-                self.on_truth(self.truth_row(end, symbol))
+                self.on_truth(self.truth_row(end - end % 1000, symbol))
