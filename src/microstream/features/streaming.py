@@ -179,7 +179,19 @@ class FeatureEngine:
         ):
             self._reject(trade, "price/qty not finite and positive, or unknown side")
             return
-        self._push(trade, trade.ts_event)
+        # _push, inlined: this is the hot path
+        self.events += 1
+        ts = trade.ts_event
+        if ts > self._max_ts:
+            self._max_ts = ts
+        pending = self._pending
+        if not pending or ts >= pending[-1].ts_event:
+            pending.append(trade)
+        else:
+            self._insert_sorted(trade, ts)
+        wm = self._max_ts - self.lateness_ns
+        if pending[0].ts_event <= wm:
+            self._drain(wm)
 
     def on_book_top(self, top: BookTop) -> None:
         """Take the book's top five levels after one applied depth event.
@@ -259,31 +271,33 @@ class FeatureEngine:
         """
         pending = self._pending
         bars_add = self.bars.add
+        next_b = self._next_b
+        last_ts = self._last_ts
         while pending and pending[0].ts_event <= wm:
             event = pending.popleft()
             ts = event.ts_event
-            if ts > self._next_b:
-                if self._next_b == _NOT_STARTED:
+            if ts > next_b:
+                if next_b == _NOT_STARTED:
                     step = self.step_ns
-                    self._next_b = -(-ts // step) * step
+                    next_b = self._next_b = -(-ts // step) * step
                 else:
                     self._run_boundaries(ts)
-            if ts < self._last_ts:
+                    next_b = self._next_b
+            if ts < last_ts:
                 self.late_events += 1
             else:
-                self._last_ts = ts
+                last_ts = ts
             if type(event) is Trade:
                 p = event.price
                 q = event.qty
                 self._pq += p * q
                 self._q += q
+                self._n += 1
                 if event.side == "buy":
                     self._buy += q
-                    self._n += 1
                     bars_add(ts, p, q, True)
                 else:
                     self._sell += q
-                    self._n += 1
                     bars_add(ts, p, q, False)
             else:
                 prev = self._book
@@ -297,7 +311,8 @@ class FeatureEngine:
                     self._ofi += e1
                     self._ofi5 += e5
                 self._book = event  # type: ignore[assignment]
-        if self._next_b != _NOT_STARTED and self._next_b < wm:
+        self._last_ts = last_ts
+        if next_b != _NOT_STARTED and next_b < wm:
             self._run_boundaries(wm)
 
     # ------------------------------------------------------------ boundaries
