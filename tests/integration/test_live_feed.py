@@ -171,7 +171,7 @@ async def test_server_shutdown_rolls_over_without_loss(spot_capture: list[Path])
         got = Collector()
         async with make_feed(exchange, got) as feed:
             await until(lambda: len(got.frames) > 200)
-            await exchange.server_shutdown(grace_s=0.5)
+            await exchange.server_shutdown(grace_s=2.0)
             await exchange.pump_done.wait()
             await until(lambda: len(got.keys()) >= len(sent), timeout=15)
         assert feed.stats.server_shutdowns == 1

@@ -62,7 +62,12 @@ async def test_record_rotates_and_round_trips(exchange: LoopbackExchange, tmp_pa
         config=LiveFeedConfig(ping_interval_s=0.5),
         flush_interval_s=0.2,
     )
-    result = await recorder.run(duration_s=3.0)
+    task = asyncio.create_task(recorder.run(duration_s=60.0))
+    while len(recorder.writer.completed) < 1 and not task.done():  # one size rotation at least
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    recorder.stop()
+    result = await asyncio.wait_for(task, 30)
 
     files = sorted(tmp_path.iterdir())
     assert files == result.files and len(files) >= 2, "expected size rotation"

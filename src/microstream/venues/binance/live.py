@@ -201,6 +201,7 @@ class BinanceLiveFeed:
         self._primary: _Conn | None = None
         self._candidate: _Conn | None = None
         self._last_keys: dict[str, int] = {}
+        self._catching_up: set[str] = set()
         self._wake = asyncio.Event()
         self._overlap = asyncio.Event()
         self._proven = False
@@ -292,6 +293,7 @@ class BinanceLiveFeed:
                 await asyncio.sleep(delay)
                 continue
             self._primary = conn
+            self._catching_up = set()
             self.stats.state = "connected"
             self._connected.set()
             if connected_before:
@@ -439,7 +441,8 @@ class BinanceLiveFeed:
         if conn is not self._primary:
             return
         self._check_overlap(stream, key)
-        self._deliver(frame, stream, key)
+        if not self._is_duplicate(stream, key):
+            self._deliver(frame, stream, key)
 
     def _is_control(self, conn: _Conn, head: _Head) -> bool:
         """Handle method replies and ``serverShutdown``; True when the frame is not data."""
@@ -541,14 +544,28 @@ class BinanceLiveFeed:
         await self._close(old)
 
     def _flush(self, conn: _Conn) -> None:
+        """Forward the new connection's buffer; it catches up with the old one's ids."""
+        self._catching_up = set(self._last_keys)
         buffered, conn.buffer = conn.buffer, []
         for frame, stream, key in buffered:
-            if stream is not None and key is not None:
-                last = self._last_keys.get(stream)
-                if last is not None and key <= last:
-                    self.stats.duplicates_dropped += 1
-                    continue
-            self._deliver(frame, stream, key)
+            if not self._is_duplicate(stream, key):
+                self._deliver(frame, stream, key)
+
+    def _is_duplicate(self, stream: str | None, key: int | None) -> bool:
+        """After a switch, drop a stream's frames until it passes the old connection's last id.
+
+        The new connection may lag behind the old one, so frames the old one
+        already delivered can still arrive after the switch. Once a stream has
+        moved past the last id delivered, it is no longer checked.
+        """
+        if stream is None or key is None or stream not in self._catching_up:
+            return False
+        last = self._last_keys.get(stream)
+        if last is not None and key <= last:
+            self.stats.duplicates_dropped += 1
+            return True
+        self._catching_up.discard(stream)
+        return False
 
     # -- snapshots ----------------------------------------------------------------------
 
