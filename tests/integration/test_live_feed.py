@@ -278,3 +278,16 @@ def test_dedup_key_of_every_stream_kind(payload: bytes, key: int | None) -> None
 
     head = _HEAD.decode(payload)
     assert head.data is not None and _dedup_key(head.data) == key
+
+
+async def test_client_answers_server_pings(spot_capture: list[Path]) -> None:
+    source = CaptureFeed(spot_capture, speed=20.0)
+    async with LoopbackExchange(source, ping_interval_s=0.1, pong_timeout_s=0.6) as exchange:
+        got = Collector()
+        config = LiveFeedConfig(ping_interval_s=5.0, watchdog_s=5.0)  # own keepalive out of play
+        async with make_feed(exchange, got, config=config, streams=["ethusdt@trade"]) as feed:
+            await feed.wait_connected(5)
+            await asyncio.sleep(2.0)
+            assert feed.stats.reconnects == 0 and feed.stats.state == "connected"
+    assert exchange.stats["pong_timeouts"] == 0
+    assert exchange.stats["connections_opened"] == 1
