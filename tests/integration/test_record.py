@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from microstream.capture import read_captures
+from microstream.errors import FeedError
 from microstream.frames import RawFrame
 from microstream.sim.capture_feed import CaptureFeed
 from microstream.sim.exchange import LoopbackExchange
@@ -185,3 +186,18 @@ async def test_record_command_line(exchange: LoopbackExchange, tmp_path: Path) -
     assert path.parent == tmp_path and NAME.match(path.name)
     lines = list(read_lines(path))
     assert len(lines) > 100 and sum(b"@depthSnapshot" in line for line in lines) == 1
+
+
+async def test_record_fails_clearly_when_nothing_answers(tmp_path: Path) -> None:
+    config = LiveFeedConfig(connect_timeout_s=0.2, backoff_base_s=0.05, backoff_cap_s=0.1)
+    recorder = Recorder(
+        tmp_path,
+        "spot",
+        ["BTCUSDT"],
+        ws_url="ws://127.0.0.1:9",
+        rest_url="http://127.0.0.1:9",
+        config=config,
+    )
+    with pytest.raises(FeedError, match="no connection"):
+        await recorder.run(duration_s=5.0)
+    assert list(tmp_path.iterdir()) == []

@@ -229,10 +229,20 @@ class BinanceLiveFeed:
         )
         self._stopping = False
         self._supervisor = asyncio.create_task(self._supervise(), name="binance-live-feed")
+        self._supervisor.add_done_callback(self._supervisor_done)
+
+    def _supervisor_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.state = "failed"
+            log.error("live feed supervisor died", exc_info=task.exception())
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the first connection is open."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Wait until the first connection is open; :class:`FeedError` after ``timeout``."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError as exc:
+            url = self.endpoints.ws_url
+            raise FeedError(f"no connection to {url} within {timeout} s") from exc
 
     async def stop(self) -> None:
         """Close every connection and stop; pending snapshot requests are cancelled."""
