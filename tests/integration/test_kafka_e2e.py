@@ -7,6 +7,7 @@ be killed with SIGKILL. Outputs are read back from the output topics.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -333,3 +334,39 @@ def test_broker_outage_ingestion_resumes_without_losing_a_trade(
     assert sorted(collector.trade_ids()["BTCUSDT"]) == sorted(expected["BTCUSDT"])
     assert_each_output_once(collector.snapshot())
     assert service.bus.stats.delivery_errors == 0  # type: ignore[attr-defined]
+
+
+def test_ingest_restart_replaying_the_capture_duplicates_no_output(
+    proxied_broker: tuple[TansuBroker, TcpProxy],
+) -> None:
+    broker, _ = proxied_broker
+    frames = list(itertools.islice(read_captures(usdm_2024("BTCUSDT")), 15_000))
+    trades = {e.trade_id for f in frames for e in FrameDecoder().decode(f) if isinstance(e, Trade)}
+    prefix = f"rst{uuid.uuid4().hex[:6]}"
+    settings = KafkaSettings(
+        bootstrap_servers=broker.bootstrap,
+        topics=TopicMap(prefix=prefix),
+        partitions=2,
+        mode="direct",
+        group_id=f"{prefix}-engine",
+    )
+    engine = EngineService(settings, PipelineOptions(features=False, models=False), name="solo")
+    engine.start()
+    collector = RowCollector(broker.bootstrap, settings.topics, 2)
+    try:
+        for _run in range(2):  # ingest publishes the capture, restarts, publishes it again
+            bus = KafkaBus(KafkaSettings(**{**settings.__dict__, "group_id": f"{prefix}-ingest"}))
+            service = IngestService(bus, snapshot_every_s=0)
+            for frame in frames:
+                service.on_frame(frame)
+            service.close()
+        wait_until(lambda: engine.kafka.stats.consumed >= 2 * len(frames) - 10, 120, "both replays")
+        time.sleep(2)
+    finally:
+        engine.close()
+        collector.stop()
+    assert sorted(collector.trade_ids()["BTCUSDT"]) == sorted(trades)
+    tables = assert_each_output_once(collector.snapshot())
+    assert tables["book_top"] > 1000
+    assert engine.kafka.dedup is not None
+    assert engine.kafka.dedup.duplicates["trade"] == len(trades)

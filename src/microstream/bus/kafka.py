@@ -126,6 +126,7 @@ class BusStats:
     rebalances: int = 0
     connect_retries: int = 0
     last_error: str = ""
+    last_message_ns: int | None = None
 
 
 class KafkaBus:
@@ -261,6 +262,11 @@ class KafkaBus:
                 ):
                     raise BusError(f"cannot create Kafka topic {name}: {exc}") from exc
         self._remember_partitions(self._admin.list_topics(timeout=10.0).topics)
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages waiting in the producer (not yet acknowledged by the broker)."""
+        return len(self._producer)
 
     def partition_of(self, kafka_topic: str, key: str) -> int:
         """The partition of ``kafka_topic`` that carries ``key``."""
@@ -412,6 +418,7 @@ class KafkaBus:
                 log.warning("Kafka consumer error: %s", error)
             return
         self.stats.consumed += 1
+        self.stats.last_message_ns = time.time_ns()
         decoded = self._decode(message)
         if decoded is not None and (self.dedup is None or self.dedup.accept(decoded.message)):
             key = (message.key() or b"").decode(errors="replace")

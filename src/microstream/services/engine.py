@@ -53,6 +53,22 @@ class EngineServiceStats:
     primed_rows: int = 0
 
 
+class _Rate:
+    """Messages per second between two reads of a counter."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None
+        self._value = 0.0
+
+    def update(self, count: int, now_ns: int) -> float:
+        if self._last is not None and now_ns - self._last[1] >= 500_000_000:
+            self._value = (count - self._last[0]) / ((now_ns - self._last[1]) / 1e9)
+            self._last = (count, now_ns)
+        elif self._last is None:
+            self._last = (count, now_ns)
+        return round(self._value, 1)
+
+
 class _TeeBus:
     """Market topics come from Kafka; rows go to Kafka and to local subscribers."""
 
@@ -120,6 +136,7 @@ class EngineService:
         self._revoking: set[int] = set()
         self._last_request: dict[str, float] = {}
         self._md_topic = settings.topics.for_logical(Topics.DEPTH)
+        self._rate = _Rate()
 
     # -- outputs -----------------------------------------------------------------
 
@@ -223,22 +240,35 @@ class EngineService:
     def health(self) -> dict[str, Any]:
         """The engine's part of the ``/health`` document."""
         kafka = self.kafka.stats
+        pipes = list(self.engine.pipelines.items())
         symbols = {
             key: {"book_state": str(pipe.sync.state), "book_valid": pipe.sync.is_synced}
-            for key, pipe in list(self.engine.pipelines.items())
+            for key, pipe in pipes
         }
+        now = time.time_ns()
+        last = kafka.last_message_ns
+        rate = self._rate.update(kafka.consumed, now)
+        dedup = self.kafka.dedup
         return {
             "bus": "kafka",
             "engine": self.name,
             "group": self.settings.group_id,
             "partitions": sorted(self.assigned),
-            "feed_connected": kafka.consumer_errors == 0 or not kafka.last_error,
+            "feed_connected": bool(self.assigned) and kafka.consumer_errors == 0,
+            "last_message_age_s": None if last is None else (now - last) / 1e9,
+            "messages_per_s": rate,
             "symbols": symbols,
             "consumed": kafka.consumed,
+            "consumer_errors": kafka.consumer_errors,
             "handler_errors": kafka.handler_errors,
+            "rejected": sum(self.kafka.codec.rejected.values()),
+            "duplicates_dropped": sum(dedup.duplicates.values()) if dedup is not None else 0,
             "rebalances": kafka.rebalances,
+            "reconnects": kafka.connect_retries,
             "takeovers": self.stats.takeovers,
-            "resyncs": sum(p.sync.resyncs for p in list(self.engine.pipelines.values())),
+            "resyncs": sum(pipe.sync.resyncs for _, pipe in pipes),
+            "queue_depth": self.kafka.queue_depth,
+            "dropped": kafka.delivery_errors,
             "outputs_published": self.stats.outputs_published,
             "outputs_duplicate": self.stats.outputs_duplicate,
         }
