@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,61 @@ async def test_two_clients_receive_the_same_frames(
         ids_a = [first_b] + [f["data"]["t"] for f in await _texts(a, 50)]
         ids_b = [first_b] + [f["data"]["t"] for f in await _texts(b, 50)]
     assert ids_a == ids_b == sorted(ids_b)
+
+
+async def test_admin_api_drives_every_fault(
+    exchange: LoopbackExchange, session: aiohttp.ClientSession
+) -> None:
+    async def fault(body: dict[str, Any]) -> Any:
+        async with session.post(f"{exchange.rest_url}/_admin/fault", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["result"]
+
+    async with session.ws_connect(f"{exchange.ws_url}/stream?streams=btcusdt@trade") as ws:
+        await _texts(ws, 1)
+        await fault({"fault": "skip_depth", "count": 2, "symbol": "btcusdt"})
+        await fault({"fault": "malformed", "count": 2, "kinds": ["nan_price"]})
+        await fault({"fault": "max_lifetime", "seconds": 30})
+        await fault({"fault": "ping", "interval_s": 5, "pong_timeout_s": 50})
+        await fault({"fault": "rest_error", "count": 1, "status": 418, "retry_after": 1})
+        pending = exchange.faults.skip_depth["BTCUSDT"]
+        assert pending + exchange.injected["depth_skipped"] == 2  # the pump may have used some
+        assert exchange.faults.max_lifetime_s == 30.0
+        assert (exchange.ping_interval_s, exchange.pong_timeout_s) == (5.0, 50.0)
+        async with session.get(f"{exchange.rest_url}/api/v3/ping") as resp:
+            assert resp.status == 418
+        async with session.get(f"{exchange.rest_url}/api/v3/ping") as resp:
+            assert resp.status == 418  # banned until Retry-After passed
+        assert await fault({"fault": "stall_connections"}) == 1
+        assert await fault({"fault": "server_shutdown", "grace_s": 0.1}) == 1
+        assert await fault({"fault": "drop_connections"}) == 0  # already closed
+    async with session.post(
+        f"{exchange.rest_url}/_admin/fault", json={"fault": "malformed", "kinds": ["bogus"]}
+    ) as resp:
+        assert resp.status == 400
+    assert exchange.injected["rest_418"] == 1 and exchange.injected["stall_connections"] == 1
+
+
+async def test_exchange_runs_from_the_command_line(spot_capture: list[Path]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "microstream.sim.exchange",
+        *map(str, spot_capture),
+        "--speed",
+        "10",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        rest = line.split("BINANCE_REST_URL=")[1].strip()
+        async with aiohttp.ClientSession() as session, session.get(f"{rest}/_admin/state") as r:
+            state = await r.json()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert state["market"] == "spot" and state["symbols"] == ["BTCUSDT"]
