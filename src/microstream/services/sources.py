@@ -17,12 +17,16 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from microstream.bus.protocol import Row, Topics, symbol_key
 from microstream.capture import read_captures
 from microstream.frames import RawFrame
 from microstream.replay import paced
 from microstream.services.ingest import IngestService
+
+if TYPE_CHECKING:
+    from microstream.venues.binance.live import LiveFeedConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +83,39 @@ def run_live(
     duration: float | None = None,
 ) -> None:
     """Publish the live feed (or the simulator's) until ``stop`` or ``duration``."""
-    asyncio.run(_live(service, market, symbols, simulated, seed, stop, duration))
+    asyncio.run(
+        live(
+            service,
+            market,
+            symbols,
+            simulated=simulated,
+            seed=seed,
+            stop=stop,
+            duration=duration,
+        )
+    )
 
 
-async def _live(
+async def live(
     service: IngestService,
     market: str,
     symbols: list[str],
-    simulated: bool,
-    seed: int,
-    stop: threading.Event | None,
-    duration: float | None,
+    *,
+    simulated: bool = False,
+    seed: int = 7,
+    stop: threading.Event | None = None,
+    duration: float | None = None,
+    ws_url: str | None = None,
+    rest_url: str | None = None,
+    feed_config: LiveFeedConfig | None = None,
 ) -> None:
+    """The coroutine behind :func:`run_live`; URLs and timings default to Binance's."""
     stop = stop or threading.Event()
     if simulated:
         task = asyncio.create_task(_pump_sim(service, symbols, seed))
     else:
-        task = asyncio.create_task(_pump_binance(service, market, symbols))
+        urls = (ws_url, rest_url)
+        task = asyncio.create_task(_pump_binance(service, market, symbols, urls, feed_config))
     deadline = _deadline(duration)
     try:
         while not stop.is_set() and time.monotonic() < deadline and not task.done():
@@ -107,20 +127,32 @@ async def _live(
             await task
 
 
-async def _pump_binance(service: IngestService, market: str, symbols: list[str]) -> None:
+async def _pump_binance(
+    service: IngestService,
+    market: str,
+    symbols: list[str],
+    urls: tuple[str | None, str | None],
+    config: LiveFeedConfig | None,
+) -> None:
     from microstream.config import Settings
     from microstream.venues.binance.live import BinanceLiveFeed
 
-    feed = BinanceLiveFeed(market, symbols, service.on_frame, settings=Settings.from_env())
-    service.source_snapshot = lambda _exchange, symbol: _fetch(feed, symbol)
+    feed = BinanceLiveFeed(
+        market,
+        symbols,
+        service.on_frame,
+        ws_url=urls[0],
+        rest_url=urls[1],
+        config=config,
+        settings=Settings.from_env(),
+    )
+
+    def fetch(_exchange: str, symbol: str) -> None:
+        feed.request_snapshot(symbol)
+
+    service.source_snapshot = fetch
     async with feed:
         await asyncio.Event().wait()  # runs until cancelled
-
-
-def _fetch(feed: object, symbol: str) -> None:
-    request = getattr(feed, "request_snapshot", None)
-    if request is not None:
-        request(symbol)
 
 
 async def _pump_sim(service: IngestService, symbols: list[str], seed: int) -> None:
