@@ -179,17 +179,37 @@ async def test_server_shutdown_rolls_over_without_loss(spot_capture: list[Path])
     assert Counter(got.keys()) == Counter(sent)
 
 
-async def test_rollover_delivers_every_frame_exactly_once(spot_capture: list[Path]) -> None:
+@pytest.mark.parametrize(
+    ("capture", "market", "depth"),
+    [("spot_capture", "spot", "depth@100ms"), ("usdm_capture", "usdm", "depth@0ms")],
+)
+async def test_rollover_delivers_every_frame_exactly_once(
+    capture: str, market: str, depth: str, request: pytest.FixtureRequest
+) -> None:
+    paths: list[Path] = request.getfixturevalue(capture)
+    streams = [f"btcusdt@{depth}", "btcusdt@trade", "btcusdt@bookTicker"]
     sent: list[tuple[str, int]] = []
-    feed_src = CaptureFeed(spot_capture, speed=40.0, max_frames=12_000)
+
+    def on_publish(stream: str, data: dict[str, Any]) -> None:
+        if stream in streams:  # the capture may hold more (markPrice)
+            sent.append((stream, _key(data)))
+
+    feed_src = CaptureFeed(paths, speed=40.0, max_frames=12_000)
     config = LiveFeedConfig(
         ping_interval_s=0.2, watchdog_s=2.0, max_lifetime_s=0.8, overlap_timeout_s=2.0
     )
-    async with LoopbackExchange(
-        feed_src, on_publish=lambda s, d: sent.append((s, _key(d)))
-    ) as exchange:
+    async with LoopbackExchange(feed_src, on_publish=on_publish) as exchange:
         got = Collector()
-        async with make_feed(exchange, got, config=config) as feed:
+        feed = BinanceLiveFeed(
+            market,
+            ["BTCUSDT"],
+            got,
+            ws_url=exchange.ws_url,
+            rest_url=exchange.rest_url,
+            streams=streams,
+            config=config,
+        )
+        async with feed:
             await exchange.pump_done.wait()
             await until(lambda: len(got.keys()) >= len(sent), timeout=15)
             await asyncio.sleep(0.2)
@@ -199,9 +219,20 @@ async def test_rollover_delivers_every_frame_exactly_once(spot_capture: list[Pat
     received = got.keys()
     assert len(received) == len(set(received)), "duplicates delivered"
     assert set(received) == set(sent), "frames lost"
-    trades_sent = [k for s, k in sent if s.endswith("@trade")]
-    trades_got = [k for s, k in received if s.endswith("@trade")]
-    assert trades_got == trades_sent  # same trades, same order
+    for name in streams:  # every stream: same frames, same order
+        assert [k for s, k in received if s == name] == [k for s, k in sent if s == name]
+
+
+async def test_server_lifetime_forces_reconnects(spot_capture: list[Path]) -> None:
+    source = CaptureFeed(spot_capture, speed=20.0)
+    async with LoopbackExchange(source, max_lifetime_s=0.7) as exchange:
+        got = Collector()
+        async with make_feed(exchange, got) as feed:  # client lifetime: 23.5 h
+            await until(lambda: feed.stats.reconnects >= 2)
+            count = len(got.frames)
+            await until(lambda: len(got.frames) > count + 50)
+    assert exchange.injected["lifetime_expired"] >= 2
+    assert len(got.reconnects) == feed.stats.reconnects and feed.stats.rollovers == 0
 
 
 async def test_malformed_frames_are_delivered_not_fatal(exchange: LoopbackExchange) -> None:
