@@ -205,7 +205,19 @@ class FeatureEngine:
             or len(top.ask_qty) != 5
         ):
             top = _five_levels(top)
-        self._push(top, top.ts_event)
+        # _push, inlined: this is the hot path
+        self.events += 1
+        ts = top.ts_event
+        if ts > self._max_ts:
+            self._max_ts = ts
+        pending = self._pending
+        if not pending or ts >= pending[-1].ts_event:
+            pending.append(top)
+        else:
+            self._insert_sorted(top, ts)
+        wm = self._max_ts - self.lateness_ns
+        if pending[0].ts_event <= wm:
+            self._drain(wm)
 
     def on_sync(self, change: SyncStateChange) -> None:
         """Take a sync-state change; any state but ``synced`` invalidates the book."""
