@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import msgspec
@@ -16,6 +17,7 @@ from microstream.book.sync import BookSynchronizer, ContinuityRule
 from microstream.events import BookSnapshot, DepthUpdate, SyncStateChange
 from microstream.frames import RawFrame
 from microstream.sim.exchange import LoopbackExchange
+from microstream.sim.regimes import REGIMES
 from microstream.sim.sim_feed import SimFeed
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
 from microstream.venues.binance.parse import parse_frame
@@ -89,7 +91,8 @@ async def test_rest_answers_come_from_the_simulator() -> None:
     assert len(depth["bids"]) == 5 and float(depth["bids"][0][0]) < float(depth["asks"][0][0])
 
 
-async def test_sim_exchange_command_serves_and_stops() -> None:
+async def test_sim_exchange_command_serves_and_stops(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.csv"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -105,6 +108,10 @@ async def test_sim_exchange_command_serves_and_stops() -> None:
         "5",
         "--skip-depth-every",
         "1",
+        "--symbols",
+        "BTCUSDT",
+        "--truth-out",
+        str(truth),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -128,3 +135,7 @@ async def test_sim_exchange_command_serves_and_stops() -> None:
             state = await resp.json()
     assert state["injected"].get("depth_skipped", 0) >= 1
     assert await asyncio.wait_for(proc.wait(), 30) == 0
+    lines = truth.read_text().splitlines()
+    assert len(lines) >= 5
+    ts, symbol, regime = lines[0].split(",")
+    assert int(ts) % 1_000_000_000 == 0 and symbol == "BTCUSDT" and regime in REGIMES

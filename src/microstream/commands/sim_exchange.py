@@ -30,12 +30,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument(
-        "--symbols", default="BTCUSDT", help="comma-separated symbols (default BTCUSDT)"
+        "--symbols",
+        nargs="+",
+        default=["BTCUSDT"],
+        help="symbols, space- or comma-separated (default BTCUSDT)",
     )
     parser.add_argument(
         "--speed", default="1", help="simulated seconds per wall second, or 'max' (default 1)"
     )
     parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    parser.add_argument(
+        "--truth-out",
+        default=None,
+        help="append the hidden regime (sim_truth) as CSV 'ts_ns,symbol,regime' lines to this file",
+    )
     drills = parser.add_argument_group("fault drills (also at run time: POST /_admin/fault)")
     drills.add_argument("--ping-interval", type=float, default=20.0, help="server ping period (s)")
     drills.add_argument(
@@ -96,6 +104,26 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+class TruthWriter:
+    """Appends ``sim_truth`` rows as CSV lines (``ts_ns,symbol,regime``), flushed per row."""
+
+    def __init__(self, path: str) -> None:
+        from microstream.errors import ConfigError
+
+        try:
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise ConfigError(f"cannot open --truth-out {path}: {exc}") from exc
+
+    def __call__(self, row: Any) -> None:
+        self._fh.write(f"{row.values['ts']},{row.symbol},{row.values['regime']}\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
 def drill_schedule(args: argparse.Namespace) -> list[tuple[float, dict[str, Any]]]:
     """The periodic fault drills asked for: ``(period_s, admin fault body)``."""
     drills: list[tuple[float, dict[str, Any]]] = []
@@ -119,10 +147,12 @@ async def _serve(args: argparse.Namespace) -> None:
     from microstream.sim.sim_feed import SimFeed
 
     log = logging.getLogger("microstream.sim_exchange")
-    symbols = [s.strip().upper() for s in str(args.symbols).split(",") if s.strip()]
+    symbols = [s.strip().upper() for arg in args.symbols for s in str(arg).split(",") if s.strip()]
     if not symbols:
         raise ConfigError("no symbols to simulate")
-    feed = SimFeed(symbols, seed=args.seed, speed=parse_speed(args.speed))
+    truth = TruthWriter(args.truth_out) if args.truth_out else None
+    feed = SimFeed(symbols, seed=args.seed, speed=parse_speed(args.speed), on_truth=truth)
+    feed.prepare()
     exchange = LoopbackExchange(
         feed,
         args.host,
@@ -160,6 +190,8 @@ async def _serve(args: argparse.Namespace) -> None:
         finally:
             for task in tasks:
                 task.cancel()
+            if truth is not None:
+                truth.close()
 
 
 async def _drill(exchange: Any, period: float, body: dict[str, Any], log: Any) -> None:

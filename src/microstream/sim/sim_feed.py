@@ -183,6 +183,14 @@ class SimFeed:
 
     # ------------------------------------------------------------ lifecycle
 
+    def prepare(self) -> None:
+        """Build the markets now (a seeded book plus a warm-up of simulated flow).
+
+        Otherwise this happens on first use; call it before serving so the
+        first client does not wait for the warm-up.
+        """
+        self._ensure()
+
     def _ensure(self) -> dict[str, _SymbolSim]:
         if not self._sims:
             if self.start_ms is None:
@@ -236,18 +244,16 @@ class SimFeed:
         """Frames paced by :attr:`speed` on the running event loop."""
         loop = asyncio.get_running_loop()
         anchor: tuple[float, int] | None = None
-        count = 0
-        for ts, stream, data in self._timed():
+        for count, (ts, stream, data) in enumerate(self._timed(), start=1):
+            delay = 0.0
             if self.speed:
                 if anchor is None:
                     anchor = (loop.time(), ts)
                 delay = anchor[0] + (ts - anchor[1]) / 1000.0 / self.speed - loop.time()
-                if delay > 0.001:
-                    await asyncio.sleep(delay)
-            else:
-                count += 1
-                if count % 256 == 0:
-                    await asyncio.sleep(0)
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            elif count % 128 == 0:
+                await asyncio.sleep(0)  # behind schedule or unpaced: still let others run
             yield stream, data
 
     async def raw_frames(self) -> AsyncIterator[RawFrame]:
