@@ -116,9 +116,24 @@ async def test_sim_exchange_command_serves_and_stops(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
+    try:
+        await _talk_to(proc.stdout)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = truth.read_text().splitlines()
+    assert len(lines) >= 5
+    ts, symbol, regime = lines[0].split(",")
+    assert int(ts) % 1_000_000_000 == 0 and symbol == "BTCUSDT" and regime in REGIMES
+
+
+async def _talk_to(stdout: asyncio.StreamReader) -> None:
+    """Read the banner, take one trade over the websocket, check the drill ran."""
     banner = ""
     while "BINANCE_WS_URL" not in banner:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        line = await asyncio.wait_for(stdout.readline(), 30)
         assert line, "sim-exchange exited before printing its URLs"
         banner += line.decode()
     assert "SIMULATED DATA" in banner
@@ -134,8 +149,3 @@ async def test_sim_exchange_command_serves_and_stops(tmp_path: Path) -> None:
         async with session.get(f"{rest_url}/_admin/state") as resp:
             state = await resp.json()
     assert state["injected"].get("depth_skipped", 0) >= 1
-    assert await asyncio.wait_for(proc.wait(), 30) == 0
-    lines = truth.read_text().splitlines()
-    assert len(lines) >= 5
-    ts, symbol, regime = lines[0].split(",")
-    assert int(ts) % 1_000_000_000 == 0 and symbol == "BTCUSDT" and regime in REGIMES
