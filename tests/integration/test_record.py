@@ -201,3 +201,38 @@ async def test_record_fails_clearly_when_nothing_answers(tmp_path: Path) -> None
     with pytest.raises(FeedError, match="no connection"):
         await recorder.run(duration_s=5.0)
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_killed_recorder_leaves_a_readable_part_file(
+    exchange: LoopbackExchange, tmp_path: Path
+) -> None:
+    env = {**os.environ, "BINANCE_WS_URL": exchange.ws_url, "BINANCE_REST_URL": exchange.rest_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "microstream.cli",
+        "record",
+        "--symbols",
+        "BTCUSDT",
+        "--out",
+        str(tmp_path),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        lines: list[bytes] = []
+        while len(lines) < 200 or not any(b"@depthSnapshot" in x for x in lines):
+            assert asyncio.get_running_loop().time() < deadline, "nothing recorded"
+            await asyncio.sleep(0.5)
+            parts = list(tmp_path.glob("*.gz.part"))
+            lines = list(read_lines(parts[0])) if parts else []
+    finally:
+        proc.kill()  # SIGKILL: no clean close, the file keeps its temporary name
+        await proc.wait()
+    [part] = list(tmp_path.glob("*.gz.part"))
+    lines = list(read_lines(part))
+    assert len(lines) >= 200
+    assert all(re.match(rb"^\d{19} \{.*\}\n$", line) for line in lines)
+    assert sum(b"@depthSnapshot" in line for line in lines) == 1
