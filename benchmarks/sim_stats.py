@@ -33,6 +33,7 @@ SPOT = ROOT.parent / "shared" / "data" / "binance" / "spot"
 CAPTURE = [SPOT / "btcusdt_20240808.gz", SPOT / "btcusdt_20240809.gz"]
 TICKS_PER_UNIT = 100  # BTCUSDT tick 0.01
 HORIZON_S = 10
+DEPTH_EVERY_S = 5  # depth profile sampling period
 DEPTH_BUCKETS = [(0, 1), (1, 10), (10, 100), (100, 200), (200, 500), (500, 1000), (1000, 2000)]
 
 Frame = tuple[str, dict[str, Any]]
@@ -51,7 +52,7 @@ class Rebuilt:
     ask: list[int] = field(default_factory=list)
     bid_qty: list[float] = field(default_factory=list)
     ask_qty: list[float] = field(default_factory=list)
-    depth: list[list[float]] = field(default_factory=list)  # per 1 s: bid depth per bucket
+    depth: list[list[float]] = field(default_factory=list)  # bid depth per bucket, every 5 s
     trades_t: list[int] = field(default_factory=list)
     trades_sign: list[int] = field(default_factory=list)
     trades_qty: list[float] = field(default_factory=list)
@@ -111,15 +112,13 @@ class BookRebuilder:
         o.bid_qty.append(self.bids[bb])
         o.ask_qty.append(self.asks[ba])
         if event_ms // 1000 >= self._next_depth_s:
-            self._next_depth_s = event_ms // 1000 + 1
-            prof = [0.0] * len(DEPTH_BUCKETS)
-            for tick, qty in self.bids.items():
-                dist = bb - tick
-                for k, (lo, hi) in enumerate(DEPTH_BUCKETS):
-                    if lo <= dist < hi:
-                        prof[k] += qty
-                        break
-            o.depth.append(prof)
+            self._next_depth_s = event_ms // 1000 + DEPTH_EVERY_S
+            ticks = np.fromiter(self.bids.keys(), dtype=np.int64, count=len(self.bids))
+            qty = np.fromiter(self.bids.values(), dtype=float, count=len(self.bids))
+            dist = bb - ticks
+            o.depth.append(
+                [float(qty[(dist >= lo) & (dist < hi)].sum()) for lo, hi in DEPTH_BUCKETS]
+            )
 
 
 def rebuild(frames: Iterable[Frame], snapshot_first: dict[str, Any] | None = None) -> Rebuilt:
@@ -263,8 +262,8 @@ def regime_stats(feed: Any, grid_ts: np.ndarray, mid: np.ndarray) -> dict[str, A
     all_durs = [d for v in episodes.values() for d in v]
     out["all"] = {
         "episodes": len(all_durs),
-        "mean_duration_s": float(np.mean(all_durs)),
-        "median_duration_s": float(np.median(all_durs)),
+        "mean_duration_s": float(np.mean(all_durs)) if all_durs else float("nan"),
+        "median_duration_s": float(np.median(all_durs)) if all_durs else float("nan"),
     }
     return out
 
