@@ -322,3 +322,14 @@ async def test_client_answers_server_pings(spot_capture: list[Path]) -> None:
             assert feed.stats.reconnects == 0 and feed.stats.state == "connected"
     assert exchange.stats["pong_timeouts"] == 0
     assert exchange.stats["connections_opened"] == 1
+
+
+async def test_many_streams_are_subscribed_with_method_frames(exchange: LoopbackExchange) -> None:
+    got = Collector()
+    symbols = ["BTCUSDT"] + [f"X{i:03d}USDT" for i in range(80)]  # 243 streams > URL limit
+    async with make_feed(exchange, got, symbols=symbols) as feed:
+        await feed.wait_connected(5)
+        await until(lambda: len(got.frames) > 50)
+        [conn] = exchange.state()["connections"]
+    assert len(conn["streams"]) == 243
+    assert all(msgspec.json.decode(f.payload).get("stream") for f in got.frames)  # replies kept out

@@ -398,7 +398,7 @@ class BinanceLiveFeed:
         for i in range(0, len(streams), MAX_URL_STREAMS):
             chunk = streams[i : i + MAX_URL_STREAMS]
             body = {"method": "SUBSCRIBE", "params": chunk, "id": next(self._ids)}
-            await conn.ws.send_bytes(msgspec.json.encode(body))
+            await conn.ws.send_str(msgspec.json.encode(body).decode())
 
     async def _close(self, conn: _Conn) -> None:
         for task in conn.tasks:
