@@ -82,10 +82,12 @@ def streams(draw: st.DrawFn) -> tuple[list[Any], int, int]:
 
 
 def run_streaming(
-    events: list[Any], grid_ms: int, lateness_ms: int
+    events: list[Any], grid_ms: int, lateness_ms: int, max_gap_s: int = 86_400
 ) -> tuple[list[Row], FeatureEngine]:
     rows: list[Row] = []
-    engine = FeatureEngine(EX, SYM, rows.append, grid_ms=grid_ms, lateness_ms=lateness_ms)
+    engine = FeatureEngine(
+        EX, SYM, rows.append, grid_ms=grid_ms, lateness_ms=lateness_ms, max_gap_s=max_gap_s
+    )
     for ev in events:
         if isinstance(ev, Trade):
             engine.on_trade(ev)
@@ -163,16 +165,19 @@ def assert_rows_equal(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
-def test_streaming_equals_batch(case: tuple[list[Any], int, int]) -> None:
+@given(streams(), st.sampled_from([86_400, 100]))
+def test_streaming_equals_batch(case: tuple[list[Any], int, int], max_gap_s: int) -> None:
+    """Equal on every column; ``max_gap_s=100`` makes the quiet minutes split segments."""
     events, grid_ms, lateness_ms = case
-    rows, engine = run_streaming(events, grid_ms, lateness_ms)
+    rows, engine = run_streaming(events, grid_ms, lateness_ms, max_gap_s)
     assert engine.late_events == 0
     trades, books, syncs = to_frames(events)
     features = [r.values for r in rows if r.table == "features"]
     bars = [r.values for r in rows if r.table == "bars_1m"]
     assert_rows_equal(
-        features, compute_features(trades, books, grid_ms, book_sync=syncs), FEATURE_COLUMNS
+        features,
+        compute_features(trades, books, grid_ms, book_sync=syncs, max_gap_s=max_gap_s),
+        FEATURE_COLUMNS,
     )
     assert_rows_equal(bars, compute_bars(trades), BAR_COLUMNS)
 

@@ -163,3 +163,24 @@ def test_snapshot_ring() -> None:
         ring.at(11)  # overwritten
     with pytest.raises(ValueError):
         SnapshotRing(0, 0)
+
+
+def test_long_silence_restarts_the_grid_instead_of_filling_it() -> None:
+    c = Collector(lateness_ms=0)
+    later = T0 + 3 * 86_400 * S  # a second session three days later, same symbol
+    c.feed(BOOK, trade(T0 + 1500 * MS, 100.0, 1.0, "buy"))
+    c.feed(trade(later + 200 * MS, 101.0, 1.0, "sell"), trade(later + 2 * S, 101.0, 1.0, "sell"))
+    c.engine.finish()
+    assert c.engine.segments == 1
+    assert feature_ts(c.rows) == [T0, T0 + S, later + S, later + 2 * S]
+    row = c.features()[later + S]
+    assert row["book_valid"] is False  # the old book is not carried over
+    assert row["trade_count_1m"] == 1 and row["vwap_session"] == 101.0
+    assert [b["ts"] for b in c.bars()] == [T0, later]
+    c.feed(trade(T0 + 2 * S, 100.0, 1.0, "buy"))  # a straggler of the old session
+    assert c.engine.late_events == 1
+
+
+def test_max_gap_must_cover_a_minute() -> None:
+    with pytest.raises(ValueError):
+        Collector(max_gap_s=10)

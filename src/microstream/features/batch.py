@@ -31,6 +31,7 @@ from microstream.features.schema import (
     BOOL_COLUMNS,
     DAY_NS,
     DEFAULT_GRID_MS,
+    DEFAULT_MAX_GAP_S,
     DEPTH_HI,
     DEPTH_LO,
     FEATURE_COLUMNS,
@@ -296,6 +297,7 @@ def compute_features(
     book_top: pl.DataFrame,
     grid_ms: int = DEFAULT_GRID_MS,
     book_sync: pl.DataFrame | None = None,
+    max_gap_s: int = DEFAULT_MAX_GAP_S,
 ) -> pl.DataFrame:
     """The ``features`` rows of one symbol, as :class:`FeatureEngine` emits them.
 
@@ -307,6 +309,8 @@ def compute_features(
         grid_ms: grid step in milliseconds.
         book_sync: optional ``book_sync`` rows (``ts_recv``, ``state``): sync losses
             invalidate the book as in the engine.
+        max_gap_s: a silence longer than this splits the data into segments
+            computed independently (the engine restarts its grid there).
 
     Returns:
         One row per grid point, columns :data:`~microstream.features.schema.FEATURE_COLUMNS`.
@@ -315,11 +319,26 @@ def compute_features(
         raise ValueError(f"grid_ms must be at least {MIN_GRID_MS}, got {grid_ms}")
     tr = clean_trades(trades)
     book = prepare_book(book_top, book_sync, tr)
-    stamps = [s for s in (tr["ts_event"], book["ts_event"]) if len(s)]
-    if not stamps:
+    stamps = np.sort(
+        np.concatenate([tr["ts_event"].to_numpy(), book["ts_event"].to_numpy()]).astype(np.int64)
+    )
+    if len(stamps) == 0:
         return pl.DataFrame(schema=FEATURES_SCHEMA)
-    t0 = min(int(s.min()) for s in stamps)  # type: ignore[arg-type]
-    t1 = max(int(s.max()) for s in stamps)  # type: ignore[arg-type]
+    cuts = np.flatnonzero(np.diff(stamps) > max_gap_s * NS_PER_S)
+    starts = [int(stamps[0]), *(int(stamps[i + 1]) for i in cuts)]
+    ends = [*(int(stamps[i]) for i in cuts), int(stamps[-1])]
+    parts = []
+    for lo, hi in zip(starts, ends, strict=True):
+        seg_tr = tr.filter(pl.col("ts_event").is_between(lo, hi))
+        seg_book = book.filter(pl.col("ts_event").is_between(lo, hi))
+        parts.append(_segment_features(seg_tr, seg_book, grid_ms, lo, hi))
+    return pl.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _segment_features(
+    tr: pl.DataFrame, book: pl.DataFrame, grid_ms: int, t0: int, t1: int
+) -> pl.DataFrame:
+    """Feature rows of one segment: events in ``[t0, t1]`` with no long silence."""
     grid_ns = grid_ms * NS_PER_MS
     grid = np.arange(_ceil(t0, grid_ns), t1 + 1, grid_ns, dtype=np.int64)
     cols: dict[str, Any] = {"ts": pl.Series("ts", grid, dtype=pl.Int64)}

@@ -34,6 +34,10 @@ DEFAULT_LATENESS_MS = 250
 
 MIN_GRID_MS = 10
 
+DEFAULT_MAX_GAP_S = 86_400
+"""A silence (in exchange time) longer than this ends a segment: the grid restarts."""
+MIN_MAX_GAP_S = 60
+
 CONTRACT_COLUMNS: tuple[str, ...] = (
     "ts",
     "mid",

@@ -53,9 +53,11 @@ from microstream.features.schema import (
     DAY_NS,
     DEFAULT_GRID_MS,
     DEFAULT_LATENESS_MS,
+    DEFAULT_MAX_GAP_S,
     FEATURES_TABLE,
     MAX_WINDOW_NS,
     MIN_GRID_MS,
+    MIN_MAX_GAP_S,
     MINUTE_NS,
     NS_PER_MS,
     NS_PER_S,
@@ -117,9 +119,15 @@ class FeatureEngine:
         grid_ms: grid step in milliseconds of exchange time (>= 10).
         lateness_ms: how long to wait (in exchange time) for out-of-order
             events before processing them and emitting a grid point.
+        max_gap_s: a silence longer than this (exchange time, e.g. two
+            recording sessions replayed together) ends a segment: the engine
+            flushes it like :meth:`finish` and restarts with a new grid, empty
+            windows and no book, instead of writing a row for every second
+            of the silence. Events of the old segment arriving afterwards
+            are late.
 
     Raises:
-        ValueError: ``grid_ms`` or ``lateness_ms`` is out of range.
+        ValueError: ``grid_ms``, ``lateness_ms`` or ``max_gap_s`` is out of range.
     """
 
     def __init__(
@@ -129,20 +137,37 @@ class FeatureEngine:
         emit: Emit,
         grid_ms: int = DEFAULT_GRID_MS,
         lateness_ms: int = DEFAULT_LATENESS_MS,
+        max_gap_s: int = DEFAULT_MAX_GAP_S,
     ) -> None:
         if grid_ms < MIN_GRID_MS:
             raise ValueError(f"grid_ms must be at least {MIN_GRID_MS}, got {grid_ms}")
         if lateness_ms < 0:
             raise ValueError(f"lateness_ms must be >= 0, got {lateness_ms}")
+        if max_gap_s < MIN_MAX_GAP_S:
+            raise ValueError(f"max_gap_s must be at least {MIN_MAX_GAP_S}, got {max_gap_s}")
         self.exchange = exchange
         self.symbol = symbol
         self.emit = emit
         self.grid_ns = grid_ms * NS_PER_MS
         self.step_ns = math.gcd(self.grid_ns, RETURN_STEP_NS)
         self.lateness_ns = lateness_ms * NS_PER_MS
+        self.max_gap_ns = max_gap_s * NS_PER_S
         self.bars = BarBuilder(exchange, symbol, emit)
         self._pending: deque[Trade | BookTop] = deque()
         self._max_ts = _NOT_SEEN
+        self._floor = _NOT_SEEN
+        self._sync_state = "unknown"
+        self._finished = False
+        self.events = 0
+        self.rejected = 0
+        self.late_events = 0
+        self.sync_markers = 0
+        self.rows_emitted = 0
+        self.segments = 0
+        self._reset_segment()
+
+    def _reset_segment(self) -> None:
+        """Fresh grid, windows, book and returns (at start and after a long silence)."""
         self._next_b = _NOT_STARTED
         self._last_ts = _NOT_SEEN
         self._book: BookTop | None = None
@@ -161,13 +186,6 @@ class FeatureEngine:
         self._last_return: float | None = None
         self._session: tuple[float, float, int] = (0.0, 0.0, 0)
         self._last_row: dict[str, Any] | None = None
-        self._sync_state = "unknown"
-        self._finished = False
-        self.events = 0
-        self.rejected = 0
-        self.late_events = 0
-        self.sync_markers = 0
-        self.rows_emitted = 0
 
     # ------------------------------------------------------------------ input
     def on_trade(self, trade: Trade) -> None:
@@ -183,7 +201,12 @@ class FeatureEngine:
         self.events += 1
         ts = trade.ts_event
         if ts > self._max_ts:
+            if ts - self._max_ts > self.max_gap_ns:
+                self._new_segment(ts)
             self._max_ts = ts
+        elif ts < self._floor:
+            self._late_before_segment()
+            return
         pending = self._pending
         if not pending or ts >= pending[-1].ts_event:
             pending.append(trade)
@@ -209,7 +232,12 @@ class FeatureEngine:
         self.events += 1
         ts = top.ts_event
         if ts > self._max_ts:
+            if ts - self._max_ts > self.max_gap_ns:
+                self._new_segment(ts)
             self._max_ts = ts
+        elif ts < self._floor:
+            self._late_before_segment()
+            return
         pending = self._pending
         if not pending or ts >= pending[-1].ts_event:
             pending.append(top)
@@ -251,9 +279,31 @@ class FeatureEngine:
             self._finished = True
             return
         self._finished = True
+        self._flush_segment()
+
+    def _flush_segment(self) -> None:
+        """Process everything held; emit grid points up to the latest time and the last bar."""
         self._drain(self._max_ts)
         self._run_boundaries(self._max_ts + 1)
         self.bars.finish()
+
+    def _new_segment(self, ts: int) -> None:
+        """A silence longer than ``max_gap_s`` before ``ts``: close the segment, start afresh."""
+        if self._max_ts != _NOT_SEEN:
+            log.info(
+                "%s %s: %.0f s without events; feature grid restarts",
+                self.exchange,
+                self.symbol,
+                (ts - self._max_ts) / NS_PER_S,
+            )
+            self._flush_segment()
+            self._reset_segment()
+            self.segments += 1
+            # events of the old segment that still arrive are late; the new one's are not
+            self._floor = ts - self.lateness_ns
+
+    def _late_before_segment(self) -> None:
+        self.late_events += 1
 
     # ------------------------------------------------------------ processing
     def _push(self, event: Trade | BookTop, ts: int) -> None:
