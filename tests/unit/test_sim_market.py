@@ -79,3 +79,11 @@ def test_other_symbols_scale_sizes_and_prices() -> None:
     bid, _, ask, _ = m.best()
     assert 2000 < bid / 100 < 4000 and ask > bid
     assert spec_for("FOOUSDT").tick_size == 0.01
+
+
+def test_run_until_the_past_is_a_no_op() -> None:
+    m = _market(4)
+    m.run_until(START + 1_000)
+    state = (m.t_ms, m.best(), m.update_id)
+    m.run_until(START + 500)
+    assert (m.t_ms, m.best(), m.update_id) == state

@@ -104,6 +104,7 @@ class MarketParams:
     jump_skew: float = 0.2  # up-probability slope in the regime skew
     jump_hawkes: float = 0.12  # extra repricings per unit of market-order excitation
     jump_flow: float = 0.1  # up-probability slope in the pending metaorder flow
+    anchor_pull: float = 0.03  # down-probability per 100 bps above the start price (and up below)
     quote_size_median: float = 1.2  # size of the fresh quotes after a repricing
     quote_size_sigma: float = 0.8
     quote_flow_tilt: float = 0.7  # fresh quotes lean toward the pending flow's side
@@ -241,6 +242,7 @@ class Market:
         self._dist_min = self.params.distance_min_bps * ticks_per_bps
         self._dist_max = max(2, int(self.params.distance_max_bps * ticks_per_bps))
         self._jump_min = max(1.0, self.params.jump_scale_bps * ticks_per_bps)
+        self._ticks_per_100bps = 100.0 * ticks_per_bps
         self.base = mid_tick - _WINDOW // 2
         self._q = [[0] * _WINDOW, [0] * _WINDOW]  # [asks, bids] lots per index
         self._fw = [_Fenwick(), _Fenwick()]
@@ -299,6 +301,8 @@ class Market:
 
     def run_until(self, t_end_ms: float) -> None:
         """Simulate every event with exchange time ``< t_end_ms``."""
+        if t_end_ms <= self.t_ms:
+            return
         while True:
             self._regime = self.regimes.regime_at(int(self.t_ms))
             horizon = min(t_end_ms, float(self.regimes.next_switch_ms))
@@ -372,7 +376,9 @@ class Market:
             x -= r_mkt
             if x < r_jump:
                 flow = self._flow()
-                up = u() < 0.5 + p.jump_imbalance * imb + p.jump_skew * skew + p.jump_flow * flow
+                pull = p.anchor_pull * (ia + ib - _WINDOW) * 0.5 / self._ticks_per_100bps
+                lean = p.jump_imbalance * imb + p.jump_skew * skew + p.jump_flow * flow - pull
+                up = u() < 0.5 + lean
                 self._reprice(up, rp, flow)
                 self._record_top(ia, ib, qa, qb)
                 continue
