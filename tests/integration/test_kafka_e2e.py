@@ -87,6 +87,7 @@ class RowCollector:
 
     def __init__(self, bootstrap: str, topics: TopicMap, partitions: int) -> None:
         self.rows: list[Row] = []
+        self.topic_of: dict[str, set[str]] = defaultdict(set)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._codec = Codec()
@@ -103,6 +104,7 @@ class RowCollector:
                     row = self._codec.decode(message.value()).message
                     with self._lock:
                         self.rows.append(row)
+                        self.topic_of[row.table].add(message.topic())
         self._consumer.close()
 
     def snapshot(self) -> list[Row]:
@@ -176,7 +178,6 @@ def start_engine(
         "engine",
         "--name",
         name,
-        "--no-models",
         "--data-dir",
         str(lake),
         "--api-port",
@@ -214,7 +215,9 @@ def test_two_engines_share_the_symbols_and_one_takes_over(
     expected = expected_trades(captures)
     partitions = split_partitions()
     prefix = f"e2e{uuid.uuid4().hex[:6]}"
-    topics = TopicMap(prefix=prefix)
+    topics = TopicMap(
+        prefix=prefix, raw_bars_topic=f"{prefix}_bars", regime_signals_topic=f"{prefix}_regimes"
+    )
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -223,6 +226,8 @@ def test_two_engines_share_the_symbols_and_one_takes_over(
         "MICROSTREAM_KAFKA_GROUP": f"{prefix}-engines",
         "MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "MICROSTREAM_FLUSH_SECONDS": "1",
+        "KAFKA_RAW_BARS_TOPIC": topics.raw_bars_topic,
+        "KAFKA_REGIME_SIGNALS_TOPIC": topics.regime_signals_topic,
     }
     ingest_settings = KafkaSettings(
         bootstrap_servers=broker.bootstrap,
@@ -283,7 +288,10 @@ def test_two_engines_share_the_symbols_and_one_takes_over(
     for symbol, ids in collector.trade_ids().items():
         assert sorted(ids) == sorted(expected[symbol]), symbol
     tables = assert_each_output_once(rows)
-    assert {"trades", "book_top", "features", "bars_1m"} <= set(tables)
+    assert {"trades", "book_top", "features", "bars_1m", "regimes"} <= set(tables), tables
+    assert collector.topic_of["bars_1m"] == {f"{prefix}_bars"}  # KAFKA_RAW_BARS_TOPIC
+    assert collector.topic_of["regimes"] == {f"{prefix}_regimes"}  # KAFKA_REGIME_SIGNALS_TOPIC
+    assert collector.topic_of["features"] == {f"{prefix}.out.features"}
     # the symbol that moved: book marked invalid by engine b, then synced again
     (moved,) = (key.split(":")[1] for key in symbols_a)
     sync = [r.values for r in rows if r.table == "book_sync" and r.symbol == moved]
