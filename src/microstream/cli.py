@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine",
     "import_archive",
     "features",
+    "train",
+    "evaluate",
 )
 
 

@@ -28,7 +28,7 @@ def frame() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, frame: pl.DataFrame) -> Path:
     directory = tmp_path_factory.mktemp("models")
-    model = fit_candidate("logistic_c1", build_dataset(frame), 10, 1.0)
+    model = fit_candidate("logistic_all_c1", build_dataset(frame), 10, 1.0)
     save_model(
         model, directory, "forecast", "forecast", {"feature_names": list(model.feature_names)}
     )

@@ -1,7 +1,8 @@
 """Model selection by walk-forward out-of-sample log-loss.
 
 Candidates, in order: multinomial logistic regression on standardised inputs
-(two regularisation strengths), then a small gradient-boosted tree model
+(all inputs, or the compact set :data:`COMPACT_FEATURES`: book pressure, order
+flow and volatility), then a small gradient-boosted tree model
 (``HistGradientBoostingClassifier``), then the best of those calibrated
 (sigmoid or isotonic, :class:`~sklearn.calibration.CalibratedClassifierCV` on
 a frozen base model): the base is fitted on the first 75 % of the training
@@ -31,7 +32,14 @@ log = logging.getLogger(__name__)
 
 SEED = 7
 CALIBRATION_SHARE = 0.25
-BASE_CANDIDATES = ("logistic_c1", "logistic_c0.05", "hgb")
+COMPACT_FEATURES = ("micro_dev_bps", "imbalance_l1", "imbalance_l5", "ofi_z", "vol_1m_bps")
+"""A small input set chosen for being venue-neutral: no spread, no returns, no VWAP."""
+BASE_CANDIDATES = (
+    "logistic_all_c1",
+    "logistic_all_c0.01",
+    "logistic_compact_c0.01",
+    "hgb_compact",
+)
 CALIBRATIONS = ("sigmoid", "isotonic")
 
 
@@ -64,9 +72,23 @@ def _hgb() -> Any:
 
 _FACTORIES: dict[str, Callable[[], Any]] = {
     "logistic_c1": lambda: _logistic(1.0),
-    "logistic_c0.05": lambda: _logistic(0.05),
+    "logistic_c0.01": lambda: _logistic(0.01),
     "hgb": _hgb,
 }
+_FEATURE_SETS: dict[str, tuple[str, ...]] = {"all": FEATURE_NAMES, "compact": COMPACT_FEATURES}
+
+
+def parse_candidate(name: str) -> tuple[str, tuple[str, ...], str | None]:
+    """``"logistic_compact_c0.01+sigmoid"`` -> (estimator key, inputs, calibration)."""
+    base, _, method = name.partition("+")
+    parts = base.split("_")
+    features = FEATURE_NAMES
+    if len(parts) > 1 and parts[1] in _FEATURE_SETS:
+        features = _FEATURE_SETS[parts.pop(1)]
+    key = "_".join(parts)
+    if key not in _FACTORIES or (method and method not in CALIBRATIONS):
+        raise KeyError(f"unknown candidate {name!r}")
+    return key, features, method or None
 
 
 def _fit_base(name: str, x: np.ndarray, y: np.ndarray) -> Any:
@@ -101,12 +123,13 @@ def fit_candidate(
 ) -> ForecastModel:
     """Fit candidate ``name`` (``logistic_c1``, ``hgb+sigmoid``, ...) on ``data``."""
     gap_ns = int(horizon_s * 1e9)
-    if "+" in name:
-        base_name, method = name.split("+", 1)
-        est = _fit_calibrated(base_name, method, data.x, data.y, data.ts, gap_ns)
+    key, features, method = parse_candidate(name)
+    x = data.x[:, [FEATURE_NAMES.index(f) for f in features]]
+    if method is not None:
+        est = _fit_calibrated(key, method, x, data.y, data.ts, gap_ns)
     else:
-        est = _fit_base(name, data.x, data.y)
-    return ForecastModel(est, name, FEATURE_NAMES, horizon_s, threshold_bps)
+        est = _fit_base(key, x, data.y)
+    return ForecastModel(est, name, FEATURE_NAMES, horizon_s, threshold_bps, features)
 
 
 @dataclass

@@ -88,6 +88,7 @@ class ForecastModel:
         kind: short description (``logistic``, ``hgb``, ``logistic+isotonic``...).
         feature_names: the input order (must equal :data:`FEATURE_NAMES` to run live).
         horizon_s / threshold_bps: the label definition it was trained for.
+        used_features: the inputs the estimator sees (a subset of ``feature_names``).
         tag: ``name@version`` once loaded from the registry.
     """
 
@@ -98,10 +99,16 @@ class ForecastModel:
         feature_names: Sequence[str] = FEATURE_NAMES,
         horizon_s: float = 10.0,
         threshold_bps: float = 1.0,
+        used_features: Sequence[str] | None = None,
     ) -> None:
         self.estimator = estimator
         self.kind = kind
         self.feature_names = tuple(feature_names)
+        self.used_features = tuple(used_features or feature_names)
+        unknown = set(self.used_features) - set(self.feature_names)
+        if unknown:
+            raise ModelError(f"used_features not among the inputs: {sorted(unknown)}")
+        self.columns = np.array([self.feature_names.index(n) for n in self.used_features])
         self.horizon_s = horizon_s
         self.threshold_bps = threshold_bps
         self.tag = f"forecast-{kind}@dev"
@@ -133,6 +140,7 @@ class ForecastModel:
             raise ModelError(
                 f"expected {len(self.feature_names)} features per row, got shape {x.shape}"
             )
+        x = x[:, self.columns]
         raw = self._fast(x) if self._fast is not None else self.estimator.predict_proba(x)
         return self._full(np.asarray(raw, dtype=np.float64))
 

@@ -1,0 +1,163 @@
+"""Walk-forward splits, metrics, baselines and model selection on synthetic data."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import polars as pl
+import pytest
+
+from microstream.errors import MicroStreamError
+from microstream.evaluation.baselines import BASELINES, baseline_probs, class_frequencies
+from microstream.evaluation.dataset import build_dataset
+from microstream.evaluation.metrics import (
+    accuracy,
+    all_metrics,
+    brier,
+    ece,
+    log_loss,
+    macro_f1,
+)
+from microstream.evaluation.selection import (
+    fit_candidate,
+    inference_micros,
+    parse_candidate,
+    select_best,
+    walk_forward,
+)
+from microstream.evaluation.synthetic import synthetic_features
+from microstream.evaluation.walkforward import walk_forward_splits
+from microstream.models.forecast_features import FEATURE_NAMES
+
+S = 1_000_000_000
+
+
+def test_splits_are_time_ordered_with_gap_and_no_overlap() -> None:
+    rng = np.random.default_rng(0)
+    ts = np.sort(rng.choice(np.arange(5000) * S, size=3000, replace=False))
+    ts = np.concatenate([ts, ts[:500]])  # a second symbol at the same times
+    rng.shuffle(ts)
+    folds = walk_forward_splits(ts, n_folds=5, gap_ns=10 * S)
+    assert len(folds) == 5
+    seen_test: set[int] = set()
+    for fold in folds:
+        assert not set(fold.train.tolist()) & set(fold.test.tolist())
+        assert ts[fold.train].max() + 10 * S < ts[fold.test].min()
+        assert not seen_test & set(fold.test.tolist())
+        seen_test |= set(fold.test.tolist())
+    # expanding window
+    sizes = [len(f.train) for f in folds]
+    assert sizes == sorted(sizes)
+
+
+def test_too_little_data_is_an_error() -> None:
+    with pytest.raises(MicroStreamError):
+        walk_forward_splits(np.arange(10) * S, n_folds=3, gap_ns=10 * S)
+
+
+def test_metrics_on_hand_computed_cases() -> None:
+    y = np.array([0, 1, 2, 1])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.5, 0.3], [0.3, 0.4, 0.3]])
+    assert log_loss(y, p) == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.3, 0.4])))
+    assert accuracy(y, p) == 0.75
+    expected_brier = np.mean(
+        [0.09 + 0.04 + 0.01, 0.01 + 0.04 + 0.01, 0.04 + 0.25 + 0.49, 0.09 + 0.36 + 0.09]
+    )
+    assert brier(y, p) == pytest.approx(expected_brier)
+    # per class F1: up 1.0, neutral 2/3·... compute: predicted [0,1,1,1]
+    f1_up, f1_neutral, f1_down = 1.0, 2 * (2 / 3) * 1.0 / (2 / 3 + 1.0), 0.0
+    assert macro_f1(y, p) == pytest.approx((f1_up + f1_neutral + f1_down) / 3)
+    perfect = np.eye(3)[y]
+    assert ece(y, perfect) == pytest.approx(0.0)
+    m = all_metrics(y, p)
+    assert {"log_loss", "brier", "accuracy", "macro_f1", "ece", "confusion", "reliability"} <= set(
+        m
+    )
+
+
+def test_baselines_use_the_training_fold_only() -> None:
+    x_train = np.zeros((6, len(FEATURE_NAMES)))
+    x_train[:3, FEATURE_NAMES.index("micro_dev_bps")] = 1.0
+    y_train = np.array([0, 0, 0, 2, 2, 1])
+    x_test = np.zeros((2, len(FEATURE_NAMES)))
+    x_test[0, FEATURE_NAMES.index("micro_dev_bps")] = 5.0
+    prior = baseline_probs("prior", x_train, y_train, x_test)
+    np.testing.assert_allclose(prior[0], class_frequencies(y_train))
+    np.testing.assert_allclose(prior[0], [4 / 9, 2 / 9, 3 / 9])
+    sign = baseline_probs("sign_microprice", x_train, y_train, x_test)
+    np.testing.assert_allclose(sign[0], [4 / 6, 1 / 6, 1 / 6])  # positive sign rows: all up
+    np.testing.assert_allclose(sign[1], [1 / 6, 2 / 6, 3 / 6])
+    neutral = baseline_probs("always_neutral", x_train, y_train, x_test)
+    assert np.argmax(neutral[0]) == 1 or neutral[0][1] == pytest.approx(2 / 9)
+    for name in BASELINES:
+        assert baseline_probs(name, x_train, y_train, x_test).sum(axis=1) == pytest.approx(1.0)
+
+
+def test_candidate_names_parse() -> None:
+    assert parse_candidate("logistic_compact_c0.01+sigmoid")[2] == "sigmoid"
+    assert parse_candidate("hgb")[1] == FEATURE_NAMES
+    with pytest.raises(KeyError):
+        parse_candidate("forest")
+
+
+def test_selection_finds_the_synthetic_edge_and_fast_path_matches_sklearn() -> None:
+    frame = pl.concat(
+        [synthetic_features(900, seed=1), synthetic_features(900, seed=2, symbol="ETHUSDT")]
+    )
+    data = build_dataset(frame)
+    folds = walk_forward_splits(data.ts, n_folds=3, gap_ns=10 * S)
+    result = walk_forward(
+        data, folds, 10, 1.0, candidates=("logistic_all_c1", "logistic_compact_c0.01")
+    )
+    losses = result.log_losses(data.y)
+    best = select_best(result, data.y)
+    assert best.startswith("logistic")
+    assert losses[best] < losses["prior"] - 0.02  # the synthetic data has a real edge
+    assert {"prior", "always_neutral", "sign_microprice", "sign_ofi"} <= set(losses)
+    model = fit_candidate("logistic_compact_c0.01", data, 10, 1.0)
+    fast = model.predict_proba(data.x)
+    slow = model.estimator.predict_proba(data.x[:, model.columns])
+    np.testing.assert_allclose(
+        fast, np.clip(slow, 1e-6, None) / np.clip(slow, 1e-6, None).sum(1, keepdims=True), atol=1e-9
+    )
+    one = model.predict_proba_one(data.x[0])
+    assert one == pytest.approx(tuple(fast[0]))
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.predict_proba_one(data.x[0]) == pytest.approx(one)
+    timing = inference_micros(model, data.x, repeats=50)
+    assert timing["median_us"] > 0
+
+
+def test_fitting_is_deterministic() -> None:
+    data = build_dataset(synthetic_features(600, seed=4))
+    a = fit_candidate("logistic_all_c1", data, 10, 1.0).predict_proba(data.x)
+    b = fit_candidate("logistic_all_c1", data, 10, 1.0).predict_proba(data.x)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_calibrated_candidate_fits_and_predicts() -> None:
+    data = build_dataset(synthetic_features(800, seed=6))
+    model = fit_candidate("logistic_compact_c0.01+sigmoid", data, 10, 1.0)
+    p = model.predict_proba(data.x[:20])
+    assert p.shape == (20, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_a_future_row_cannot_change_a_past_prediction() -> None:
+    from microstream.bus.protocol import Row
+    from microstream.models.predictor import DirectionForecaster
+
+    frame = synthetic_features(300, seed=8)
+    model = fit_candidate("logistic_all_c1", build_dataset(frame), 10, 1.0)
+    rows = list(frame.iter_rows(named=True))
+
+    def run(rows_in: list[dict[str, object]]) -> list[object]:
+        out: list[Row] = []
+        forecaster = DirectionForecaster("binance", "BTCUSDT", out.append, model, 10, 1.0)
+        for values in rows_in:
+            forecaster.on_features(values)
+        return [r.values["p_up"] for r in out]
+
+    changed = [dict(r, mid=(r["mid"] or 1.0) * 2, ofi_10s=1e6) for r in rows[200:]]
+    assert run(rows)[:200] == run(rows[:200] + changed)[:200]
