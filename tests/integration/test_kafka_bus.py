@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -13,6 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from conftest import require_shared
 from kafka_broker import TansuBroker, free_port
 from microstream.bus.dedup import EventDedup
 from microstream.bus.kafka import KafkaBus, KafkaSettings
@@ -204,3 +209,35 @@ def test_undecodable_message_is_counted_and_skipped(broker: TansuBroker) -> None
     finally:
         bus.close()
     assert bus.codec.rejected["corrupt"] == 1
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "microstream.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_ingest_command_publishes_a_capture(broker: TansuBroker) -> None:
+    capture = require_shared("binance/usdm/btcusdt_20240718.gz")
+    prefix = f"cli{uuid.uuid4().hex[:6]}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "MICROSTREAM_KAFKA_TOPIC_PREFIX": prefix}
+    done = run_cli(["ingest", "--captures", str(capture), "--duration", "3", "--exit-at-end"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["source"] == "replay" and summary["exchange"] == "binance-futures"
+    assert summary["published"] == summary["delivered"] > 1000
+    assert summary["delivery_errors"] == 0
+
+
+def test_commands_fail_clearly_when_the_broker_is_down() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": address, "MICROSTREAM_KAFKA_CONNECT_RETRIES": "2"}
+    for command in (["engine", "--no-api", "--no-lake"], ["ingest", "--source", "sim"]):
+        done = run_cli(command, env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"Kafka broker at {address} is unreachable after 2 attempts" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import types
+from dataclasses import replace
 from typing import Any
 
 from microstream.bus.kafka import KafkaBus, KafkaSettings
@@ -85,7 +86,9 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise ConfigError("--source replay needs --captures FILE...")
     symbols = _symbols(args.symbols, settings) if source != "replay" or args.symbols else None
     market = args.market or MARKET_OF_SOURCE.get(source, "usdm")
-    bus = KafkaBus(KafkaSettings.from_env(mode="direct", client_id="microstream-ingest"))
+    kafka = KafkaSettings.from_env(mode="direct", client_id="microstream-ingest")
+    # its own group: the CONTROL offsets of ingest must not mix with the engines' group
+    bus = KafkaBus(replace(kafka, group_id=f"{kafka.group_id}-ingest"))
     service = IngestService(
         bus,
         symbols=set(symbols) if symbols else None,
