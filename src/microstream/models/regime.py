@@ -4,16 +4,24 @@ Every ``features`` row (one per grid point) gives three components, each a
 number in ``[-1, 1]`` (positive = bullish):
 
 - **trend** ``= tanh(z / trend_scale)`` with ``z = ln(mid_t / mid_{t-W}) /
-  (σ_1m · sqrt(W / 60 s))``: the mid's move over the last ``W`` seconds in units
-  of the move that the current 1-minute volatility ``σ_1m`` (``volatility_1m``)
-  would produce by chance;
+  (σ̄ · sqrt(W / 60 s))``: the mid's move over the last ``W`` seconds in units
+  of the move that a typical 1-minute volatility ``σ̄`` would produce by chance.
+  ``σ̄`` is an exponential moving average of ``volatility_1m`` with time
+  constant ``vol_baseline_s`` (0: the current ``volatility_1m`` itself). A
+  slow baseline keeps the *size* of a move visible: a strong trend is also
+  more volatile, and dividing by its own volatility would hide that;
 - **flow** ``= tanh(flow_imbalance_1m / flow_scale)``: who is aggressive — the
   buy minus sell market-order volume of the last minute over their sum;
+- **pressure** ``= tanh(P / pressure_scale)`` with ``P = (buy_volume_1m −
+  sell_volume_1m) / V̄``: the net aggressive volume of the last minute in units
+  of a typical minute's volume ``V̄`` (an exponential moving average of
+  ``buy_volume_1m + sell_volume_1m`` with time constant ``volume_baseline_s``).
+  Unlike flow, it grows when the one-sided trading is also heavy;
 - **book** ``= tanh(imbalance_l5 / book_scale)``: resting bid minus ask size on
   the top five levels over their sum.
 
 The **raw score** is their weighted mean over the components that are
-available (weights ``w_trend``, ``w_flow``, ``w_book``), and the **score** is
+available (weights ``w_trend``, ``w_flow``, ``w_pressure``, ``w_book``), and the **score** is
 that raw score smoothed by an exponential moving average of time constant
 ``smoothing_s``; it stays in ``[-1, 1]``. The **coverage** is the weight share
 of the available components; below ``min_coverage`` there is no regime
@@ -33,7 +41,7 @@ is how far the score is inside its class band (distance to the nearest edge /
 
 Missing data: ``book_valid`` false or null book features remove trend and book
 (and empty the mid history so no stale reference is used once the book comes
-back); no trade in the last minute removes flow.
+back); no trade in the last minute removes flow and pressure.
 
 Cost: O(1) amortised per row (a deque of recent mids).
 """
@@ -80,6 +88,7 @@ extend_table(
         "trend": pa.float64(),
         "trend_z": pa.float64(),
         "flow": pa.float64(),
+        "pressure": pa.float64(),
         "book": pa.float64(),
         "coverage": pa.float64(),
         "status": pa.string(),
@@ -93,45 +102,53 @@ class RegimeConfig:
 
     Attributes:
         trend_window_s: look-back ``W`` of the trend component (seconds).
-        trend_scale / flow_scale / book_scale: input value giving
-            ``tanh(1) ≈ 0.76`` for each component.
-        w_trend / w_flow / w_book: component weights.
+        trend_scale / flow_scale / pressure_scale / book_scale: input value
+            giving ``tanh(1) ≈ 0.76`` for each component.
+        w_trend / w_flow / w_pressure / w_book: component weights.
+        volume_baseline_s: time constant of the typical minute volume ``V̄``.
         smoothing_s: time constant of the score's moving average (0: none).
         enter / exit: thresholds of ``bullish`` (and ``-`` of ``bearish``).
         strong_enter / strong_exit: thresholds of the strong classes.
         min_dwell_s: minimum time in a class before it may change.
         min_coverage: minimum available weight share to emit a regime.
         confidence_span: score distance inside a band that gives full confidence.
-        vol_floor: floor of ``volatility_1m`` (log-return units) in the trend's z.
+        vol_floor: floor of ``σ̄`` (log-return units) in the trend's z.
+        vol_baseline_s: time constant of the volatility baseline ``σ̄``
+            (0: use the current ``volatility_1m``).
     """
 
-    trend_window_s: float = 30.0
-    trend_scale: float = 1.5
-    flow_scale: float = 0.3
+    trend_window_s: float = 45.0
+    trend_scale: float = 2.0
+    flow_scale: float = 0.5
+    pressure_scale: float = 0.5
     book_scale: float = 0.5
     w_trend: float = 0.5
-    w_flow: float = 0.3
-    w_book: float = 0.2
+    w_flow: float = 0.25
+    w_pressure: float = 0.0
+    w_book: float = 0.1
+    volume_baseline_s: float = 600.0
     smoothing_s: float = 10.0
-    enter: float = 0.2
-    exit: float = 0.1
+    enter: float = 0.35
+    exit: float = 0.21
     strong_enter: float = 0.55
-    strong_exit: float = 0.45
+    strong_exit: float = 0.47
     min_dwell_s: float = 5.0
     min_coverage: float = 0.5
     confidence_span: float = 0.2
     vol_floor: float = 1e-5
+    vol_baseline_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exit <= self.enter <= self.strong_exit <= self.strong_enter <= 1.0:
             raise ValueError("need 0 <= exit <= enter <= strong_exit <= strong_enter <= 1")
-        if min(self.w_trend, self.w_flow, self.w_book) < 0 or self.total_weight <= 0:
+        weights = (self.w_trend, self.w_flow, self.w_pressure, self.w_book)
+        if min(weights) < 0 or self.total_weight <= 0:
             raise ValueError("weights must be non-negative with a positive sum")
 
     @property
     def total_weight(self) -> float:
         """Sum of the component weights."""
-        return self.w_trend + self.w_flow + self.w_book
+        return self.w_trend + self.w_flow + self.w_pressure + self.w_book
 
     def band(self, level: int) -> tuple[float, float]:
         """The score interval in which class ``level`` (-2..2) is kept."""
@@ -184,6 +201,8 @@ class RegimeDetector:
         self._emit = emit
         self._mids: deque[tuple[int, float]] = deque()
         self._score: float | None = None
+        self._volume_base: float | None = None
+        self._vol_base: float | None = None
         self._last_ts: int | None = None
         self._level: int | None = None
         self._entered_ts = 0
@@ -220,22 +239,55 @@ class RegimeDetector:
             mids.popleft()
         ref_ts, ref_mid = mids[0]
         span_s = (ts - ref_ts) / NS_PER_S
-        vol = _num(values, "volatility_1m")
+        vol = self._volatility(ts, _num(values, "volatility_1m"))
         if span_s < self.config.trend_window_s / 2 or vol is None:
             return None, None
         sigma = max(vol, self.config.vol_floor) * math.sqrt(span_s / 60.0)
         z = math.log(mid / ref_mid) / sigma
         return math.tanh(z / self.config.trend_scale), z
 
+    def _volatility(self, ts: int, vol: float | None) -> float | None:
+        """The volatility baseline ``σ̄`` (the current value without a baseline)."""
+        tau = self.config.vol_baseline_s
+        if vol is None or vol < 0 or tau <= 0:
+            return vol
+        if self._vol_base is None or self._last_ts is None:
+            self._vol_base = vol
+        else:
+            alpha = 1.0 - math.exp(-(ts - self._last_ts) / NS_PER_S / tau)
+            self._vol_base += alpha * (vol - self._vol_base)
+        return self._vol_base
+
+    def _pressure(self, ts: int, values: Mapping[str, Any]) -> float | None:
+        """Net aggressive volume of the last minute over the typical minute volume."""
+        buy, sell = _num(values, "buy_volume_1m"), _num(values, "sell_volume_1m")
+        if buy is None or sell is None or buy < 0 or sell < 0 or buy + sell <= 0:
+            return None
+        total = buy + sell
+        if self._volume_base is None or self._last_ts is None:
+            self._volume_base = total
+        else:
+            dt = (ts - self._last_ts) / NS_PER_S
+            alpha = 1.0 - math.exp(-dt / self.config.volume_baseline_s)
+            self._volume_base += alpha * (total - self._volume_base)
+        return (buy - sell) / self._volume_base
+
     def _components(self, ts: int, values: Mapping[str, Any]) -> dict[str, Any]:
         cfg = self.config
         trend, z = self._trend(ts, values)
         book_ok = values.get("book_valid") is not False
         flow_raw = _num(values, "flow_imbalance_1m")
+        pressure_raw = self._pressure(ts, values)
         book_raw = _num(values, "imbalance_l5") if book_ok else None
         flow = None if flow_raw is None else math.tanh(flow_raw / cfg.flow_scale)
+        pressure = None if pressure_raw is None else math.tanh(pressure_raw / cfg.pressure_scale)
         book = None if book_raw is None else math.tanh(book_raw / cfg.book_scale)
-        parts = ((trend, cfg.w_trend), (flow, cfg.w_flow), (book, cfg.w_book))
+        parts = (
+            (trend, cfg.w_trend),
+            (flow, cfg.w_flow),
+            (pressure, cfg.w_pressure),
+            (book, cfg.w_book),
+        )
         weight = sum(w for c, w in parts if c is not None)
         raw = sum(c * w for c, w in parts if c is not None) / weight if weight > 0 else None
         return {
@@ -243,6 +295,7 @@ class RegimeDetector:
             "trend": trend,
             "trend_z": z,
             "flow": flow,
+            "pressure": pressure,
             "book": book,
             "coverage": weight / cfg.total_weight,
         }

@@ -49,7 +49,14 @@ def simulate_features(
         if row.table == "features":
             features.append(row.values)
 
-    feed = SimFeed([symbol], seed=seed, speed=None, start_ms=start_ms, on_truth=on_truth)
+    feed = SimFeed(
+        [symbol],
+        seed=seed,
+        speed=None,
+        start_ms=start_ms,
+        streams=("trade", "depth@100ms"),  # what the features use: faster than all streams
+        on_truth=on_truth,
+    )
     pipeline = SymbolPipeline("binance", symbol, emit, PipelineOptions(models=False))
     decoder = FrameDecoder()
     for frame in feed.iter_raw_frames(seconds):
