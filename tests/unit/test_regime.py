@@ -70,7 +70,7 @@ def test_hysteresis_does_not_flap_on_a_noisy_constant_input(centre: float) -> No
 
 def test_min_dwell_is_respected() -> None:
     rows = [features(i, flow_imbalance_1m=(0.9 if (i // 2) % 2 else -0.9)) for i in range(300)]
-    cfg = RegimeConfig(smoothing_s=0, min_dwell_s=5)
+    cfg = RegimeConfig(smoothing_s=0, min_dwell_s=5, w_trend=0, w_flow=1, w_book=0)
     values = run(rows, cfg)
     switch_times = [b["ts"] for a, b in itertools.pairwise(values) if a["regime"] != b["regime"]]
     gaps = np.diff(switch_times) / S
@@ -88,25 +88,32 @@ def test_response_is_monotone_in_each_component(component: str) -> None:
         last = run(rows)[-1]
         levels.append(LEVEL[last["regime"]])
         scores.append(last["score"])
-    assert levels == sorted(levels) and scores == sorted(scores)
-    assert levels[0] < 0 < levels[-1] and levels[10] == 0
-    assert scores[10] == pytest.approx(0.0, abs=1e-12)
+    assert levels == sorted(levels) and levels[10] == 0
+    assert all(a < b for a, b in itertools.pairwise(scores))
+    assert scores[0] < 0 < scores[-1] and scores[10] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_invalid_book_gives_no_stale_regime() -> None:
     bullish = [features(i, 100.0 * math.exp(2e-4 * i), flow_imbalance_1m=0.1) for i in range(90)]
     invalid = [features(90 + i, None, flow_imbalance_1m=0.1, imbalance_l5=None) for i in range(5)]
     back = [features(95 + i, 90.0, flow_imbalance_1m=0.1) for i in range(30)]
-    values = run(bullish + invalid + back)
+    cfg = RegimeConfig()
+    values = run(bullish + invalid + back, cfg)
     assert values[89]["regime"] in ("bullish", "strongly_bullish")
-    for v in values[90:95]:  # only flow is left: coverage 0.3 < 0.5
+    flow_only = cfg.w_flow / cfg.total_weight
+    assert flow_only < cfg.min_coverage
+    for v in values[90:95]:  # only flow is left: not enough to name a regime
         assert v["regime"] is None and v["score"] is None
         assert v["confidence"] == 0.0 and v["status"] == "insufficient_data"
-        assert v["trend"] is None and v["book"] is None and v["coverage"] == pytest.approx(0.3)
+        assert v["trend"] is None and v["book"] is None
+        assert v["coverage"] == pytest.approx(flow_only)
     # back at a mid 10 % lower: the old mids are forgotten, no huge bearish trend
     for v in values[95:]:
         assert v["trend"] is None or abs(v["trend_z"]) < 1e-9
-    assert values[95]["regime"] is not None and values[95]["coverage"] == pytest.approx(0.5)
+    assert values[95]["coverage"] == pytest.approx((cfg.w_flow + cfg.w_book) / cfg.total_weight)
+    half_window = int(cfg.trend_window_s / 2) + 1
+    assert values[95 + half_window]["trend"] == pytest.approx(0.0)
+    assert values[95 + half_window]["regime"] == "neutral"
 
 
 def test_rows_without_data_or_time_are_handled() -> None:
@@ -151,9 +158,9 @@ def test_confidence_is_full_deep_inside_a_band_and_half_on_its_edge() -> None:
     cfg = RegimeConfig(smoothing_s=0, w_trend=0, w_book=0, flow_scale=1.0)
     # the score is the flow component tanh(flow_imbalance_1m) alone
     centre = run([features(i, flow_imbalance_1m=0.0) for i in range(5)], cfg)[-1]
-    inside, edge = math.atanh(0.3), math.atanh(cfg.exit + 1e-9)
+    inside, edge = math.atanh(0.45), math.atanh(cfg.exit + 1e-9)
     rows = [features(i, flow_imbalance_1m=inside if i < 10 else edge) for i in range(20)]
-    near = run(rows, cfg)[-1]  # bullish was entered at 0.3 and is kept down to `exit`
+    near = run(rows, cfg)[-1]  # bullish was entered at 0.45 and is kept down to `exit`
     assert centre["regime"] == "neutral" and centre["confidence"] == pytest.approx(1.0)
     assert near["regime"] == "bullish" and near["confidence"] == pytest.approx(0.5, abs=1e-6)
 
