@@ -65,3 +65,19 @@ def test_window_never_accepts_an_id_twice(ids: list[int]) -> None:
     # increasing ids are never lost
     fresh = SeenWindow(window=16)
     assert all(fresh.add(i) for i in sorted(set(ids)))
+
+
+def test_a_source_that_restarts_its_ids_is_not_taken_for_a_replay() -> None:
+    dedup = EventDedup()
+
+    def at(trade_id: int, ts: int) -> Trade:
+        return Trade(EX, "BTCUSDT", ts, ts, trade_id, 100.0, 1.0, "buy")
+
+    assert all(dedup.accept(at(i, 1000 + i)) for i in range(50))
+    assert not dedup.accept(at(10, 1010))  # a replay: same id, same exchange time
+    # a restarted simulator: ids from 0 again, exchange time moving on
+    assert dedup.accept(at(0, 5000))
+    assert dedup.accept(at(1, 5001))
+    assert not dedup.accept(at(1, 5001))
+    assert dedup.resets == 1
+    assert dedup.duplicates == {"trade": 2}

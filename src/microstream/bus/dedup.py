@@ -73,22 +73,41 @@ class Deduplicator:
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         self._window = window
         self._streams: dict[Hashable, SeenWindow] = {}
+        self._latest: dict[Hashable, int] = {}
         self.duplicates: Counter[str] = Counter()
+        self.resets = 0
 
-    def is_new(self, stream: Hashable, ident: Any, kind: str) -> bool:
-        """True the first time ``ident`` is seen on ``stream``; counts duplicates."""
+    def is_new(self, stream: Hashable, ident: Any, kind: str, ts: int | None = None) -> bool:
+        """True the first time ``ident`` is seen on ``stream``; counts duplicates.
+
+        ``ts`` (exchange time) tells a replay from a source that restarted its
+        id space (a simulator, an exchange reset): an old id with an exchange
+        time later than any seen on the stream starts the stream afresh.
+        """
         seen = self._streams.get(stream)
         if seen is None:
             seen = self._streams[stream] = SeenWindow(self._window)
         if seen.add(ident):
+            self._note_time(stream, ts)
+            return True
+        if ts is not None and ts > self._latest.get(stream, ts):
+            self.resets += 1
+            seen = self._streams[stream] = SeenWindow(self._window)
+            seen.add(ident)
+            self._latest[stream] = ts
             return True
         self.duplicates[kind] += 1
         return False
+
+    def _note_time(self, stream: Hashable, ts: int | None) -> None:
+        if ts is not None and ts > self._latest.get(stream, ts - 1):
+            self._latest[stream] = ts
 
     def forget(self, stream_prefix: tuple[str, str]) -> None:
         """Drop every stream of one ``(exchange, symbol)`` (the symbol moved away)."""
         for stream in [s for s in self._streams if _belongs(s, stream_prefix)]:
             del self._streams[stream]
+            self._latest.pop(stream, None)
 
 
 def _belongs(stream: Hashable, prefix: tuple[str, str]) -> bool:
@@ -122,10 +141,10 @@ class EventDedup(Deduplicator):
         """True when ``message`` was not seen before (and should be handled)."""
         if isinstance(message, Trade):
             stream = ("trade", message.exchange, message.symbol)
-            return self.is_new(stream, message.trade_id, "trade")
+            return self.is_new(stream, message.trade_id, "trade", message.ts_event)
         if isinstance(message, DepthUpdate):
             stream = ("depth", message.exchange, message.symbol)
-            return self.is_new(stream, message.last_update_id, "depth")
+            return self.is_new(stream, message.last_update_id, "depth", message.ts_event)
         if isinstance(message, Row):
             stream = (f"row:{message.table}", message.exchange, message.symbol)
             return self.is_new(stream, _comparable(row_ident(message)), f"row:{message.table}")

@@ -290,7 +290,11 @@ class KafkaBus:
         return config
 
     def publish(self, topic: str, key: str, message: Any) -> None:
-        """Encode and send ``message``; never blocks for long (buffers in the producer)."""
+        """Encode and send ``message`` (buffered in the producer).
+
+        Blocks only while the producer's local queue is full (the broker has
+        been away for long): back-pressure instead of dropping data.
+        """
         kafka_topic = self.settings.topics.for_message(topic, message)
         self._seq[key] += 1
         value = self.codec.encode(topic, message, session=self._session, seq=self._seq[key])
