@@ -33,7 +33,7 @@ from microstream.events import (
     Trade,
 )
 from microstream.frames import RawFrame
-from microstream.store.rows import book_sync_row, book_top_row, trade_row
+from microstream.store.rows import BOOK_TOP_COLUMNS, book_sync_row, trade_row
 from microstream.venues.binance.parse import MARKET_BY_EXCHANGE, FrameDecoder
 
 log = logging.getLogger(__name__)
@@ -183,18 +183,19 @@ class SymbolPipeline:
             stats.last_event_ns = event.ts_event
             if latency < 0:
                 stats.negative_latency += 1
-        if isinstance(event, DepthUpdate):
-            stats.depth_events += 1
-            self.sync.on_depth(event)
-        elif isinstance(event, Trade):
-            self._on_trade(event)
-        elif isinstance(event, BookSnapshot):
-            stats.snapshots += 1
-            self.sync.on_snapshot(event)
-        elif isinstance(event, BestBidAsk):
+        kind = type(event)
+        if kind is BestBidAsk:
             stats.tickers += 1
-            self.last_ticker = event
-        elif isinstance(event, PartialBook):
+            self.last_ticker = event  # type: ignore[assignment]
+        elif kind is Trade:
+            self._on_trade(event)  # type: ignore[arg-type]
+        elif kind is DepthUpdate:
+            stats.depth_events += 1
+            self.sync.on_depth(event)  # type: ignore[arg-type]
+        elif kind is BookSnapshot:
+            stats.snapshots += 1
+            self.sync.on_snapshot(event)  # type: ignore[arg-type]
+        elif kind is PartialBook:
             stats.partial_books += 1
 
     def _on_trade(self, trade: Trade) -> None:
@@ -213,23 +214,42 @@ class SymbolPipeline:
         bids, asks = self.sync.book.top(5)
         bid_px, bid_qty = _pad(bids)
         ask_px, ask_qty = _pad(asks)
-        top = BookTop(
-            self.exchange,
-            self.symbol,
-            ev.ts_event,
-            ev.ts_recv,
-            ev.last_update_id,
-            bid_px,
-            bid_qty,
-            ask_px,
-            ask_qty,
-            True,
-            self.sync.sync_epoch,
-        )
+        epoch = self.sync.sync_epoch
         self.stats.book_rows += 1
-        self._emit(book_top_row(top))
+        values = dict(
+            zip(
+                BOOK_TOP_COLUMNS,
+                (
+                    ev.ts_event,
+                    ev.ts_recv,
+                    ev.last_update_id,
+                    True,
+                    epoch,
+                    *bid_px,
+                    *bid_qty,
+                    *ask_px,
+                    *ask_qty,
+                ),
+                strict=True,
+            )
+        )
+        self._emit(Row("book_top", self.exchange, self.symbol, values))
         if self.features is not None:
-            self.features.on_book_top(top)
+            self.features.on_book_top(
+                BookTop(
+                    self.exchange,
+                    self.symbol,
+                    ev.ts_event,
+                    ev.ts_recv,
+                    ev.last_update_id,
+                    bid_px,
+                    bid_qty,
+                    ask_px,
+                    ask_qty,
+                    True,
+                    epoch,
+                )
+            )
 
     def _on_sync(self, change: SyncStateChange) -> None:
         self._emit(book_sync_row(change))
@@ -324,8 +344,13 @@ class Engine:
             for topic in MARKET_TOPICS:
                 bus.subscribe(topic, self.on_message)
 
-    def _emit(self, row: Row) -> None:
-        self.bus.publish(Topics.ROWS, symbol_key(row.exchange, row.symbol), row)
+    def _emitter(self, key: str) -> Emit:
+        publish, topic = self.bus.publish, Topics.ROWS
+
+        def emit(row: Row) -> None:
+            publish(topic, key, row)
+
+        return emit
 
     def pipeline(self, exchange: str, symbol: str) -> SymbolPipeline:
         """The pipeline of a symbol, created on first use."""
@@ -339,7 +364,7 @@ class Engine:
                 def request(sym: str, _exchange: str = exchange) -> None:
                     requester(_exchange, sym)
 
-            pipe = SymbolPipeline(exchange, symbol, self._emit, self.options, request)
+            pipe = SymbolPipeline(exchange, symbol, self._emitter(key), self.options, request)
             self.pipelines[key] = pipe
         return pipe
 

@@ -8,9 +8,10 @@ parses to.
 
 from __future__ import annotations
 
+import heapq
+import math
+from bisect import bisect_left, insort
 from collections.abc import Iterable
-
-from sortedcontainers import SortedDict
 
 from microstream.errors import InvalidEventError
 from microstream.events import Level
@@ -29,38 +30,101 @@ def from_ticks(ticks: int) -> float:
     return ticks / PRICE_SCALE
 
 
-def _tick_levels(levels: Iterable[Level]) -> list[tuple[int, float]]:
+def _tick_levels(levels: Iterable[Level], sign: int) -> list[tuple[int, float]]:
+    """Levels as ``(sign * tick, qty)``, validated (a snapshot, so not the hot path)."""
     out = []
     for price, qty in levels:
-        if not (0.0 < price < 1e8 and 0.0 <= qty < 1e18):
+        if not (0.0 < price < 1e8 and 0.0 <= qty < math.inf):
             raise InvalidEventError(f"level ({price!r}, {qty!r}) is not a valid price/quantity")
-        out.append((int(price * PRICE_SCALE + 0.5), qty))
+        out.append((sign * int(price * PRICE_SCALE + 0.5), qty))
     return out
 
 
-class OrderBook:
-    """Bids and asks: tick → quantity, sorted by price.
+class BookSide:
+    """One side of the book: ``key -> qty`` plus a sorted window of the best keys.
 
-    Updates are validated in full before the book changes, so a bad level never
-    leaves the book half-updated.
+    Keys ascend from the best level (asks: the tick; bids: minus the tick).
+    ``window`` holds, sorted, exactly the keys of ``levels`` that are ``<= limit``,
+    so updates deep in the book cost one dict operation, while the top of the
+    book is always at hand. When deletions shrink the window below
+    :data:`MIN_WINDOW`, it is rebuilt from the dict (rare, O(n)).
+    """
+
+    __slots__ = ("levels", "limit", "window")
+
+    def __init__(self) -> None:
+        self.levels: dict[int, float] = {}
+        self.window: list[int] = []
+        self.limit = math.inf
+
+    def load(self, keyed: list[tuple[int, float]]) -> None:
+        self.levels = {k: q for k, q in keyed if q > 0.0}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.window = heapq.nsmallest(WINDOW, self.levels)
+        self.limit = self.window[-1] if len(self.levels) > WINDOW else math.inf
+
+    def update(self, levels: Iterable[Level], sign: int) -> None:
+        """Apply ``(price, qty)`` levels; raises InvalidEventError on a bad one."""
+        side, window, limit = self.levels, self.window, self.limit
+        try:
+            for price, qty in levels:
+                key = sign * int(price * PRICE_SCALE + 0.5)
+                if qty == 0.0:
+                    if side.pop(key, None) is not None and key <= limit:
+                        del window[bisect_left(window, key)]
+                elif qty > 0.0 and price > 0.0 and qty != math.inf:
+                    if key not in side and key <= limit:
+                        insort(window, key)
+                    side[key] = qty
+                else:
+                    raise InvalidEventError(f"level ({price!r}, {qty!r}) is not valid")
+        except (ValueError, OverflowError) as exc:
+            raise InvalidEventError(f"level price is not a finite number: {exc}") from exc
+        if len(window) < MIN_WINDOW and len(side) > len(window):
+            self._rebuild()
+        elif len(window) > 2 * WINDOW:
+            del window[WINDOW:]
+            self.limit = window[-1]
+
+    def best(self, depth: int) -> list[int]:
+        """The best ``depth`` keys, best first."""
+        if depth <= len(self.window):
+            return self.window[:depth]
+        return heapq.nsmallest(depth, self.levels)
+
+
+WINDOW = 64
+"""Keys kept sorted at the top of each side."""
+MIN_WINDOW = 10
+"""Below this many window keys (with more levels in the book) the window is rebuilt."""
+
+
+class OrderBook:
+    """Bids and asks keyed by integer ticks.
+
+    Updates deep in the book cost one dict operation; the best levels are kept
+    sorted (see :class:`BookSide`). A bad level raises
+    :class:`~microstream.errors.InvalidEventError`; the book may then be partly
+    updated, which is why the synchronizer discards it on that error.
     """
 
     __slots__ = ("_asks", "_bids")
 
     def __init__(self) -> None:
-        self._bids: SortedDict = SortedDict()
-        self._asks: SortedDict = SortedDict()
+        self._bids = BookSide()  # keys: -tick
+        self._asks = BookSide()  # keys: tick
 
     def clear(self) -> None:
         """Remove every level."""
-        self._bids.clear()
-        self._asks.clear()
+        self._bids, self._asks = BookSide(), BookSide()
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book (from a snapshot)."""
-        tb, ta = _tick_levels(bids), _tick_levels(asks)
-        self._bids = SortedDict((t, q) for t, q in tb if q > 0.0)
-        self._asks = SortedDict((t, q) for t, q in ta if q > 0.0)
+        tb, ta = _tick_levels(bids, -1), _tick_levels(asks, 1)
+        self._bids.load(tb)
+        self._asks.load(ta)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply absolute level quantities; 0 removes the level.
@@ -68,55 +132,49 @@ class OrderBook:
         Removing a level that is not in the book is normal on Binance and is
         not an error.
         """
-        tb, ta = _tick_levels(bids), _tick_levels(asks)
-        for side, levels in ((self._bids, tb), (self._asks, ta)):
-            for tick, qty in levels:
-                if qty == 0.0:
-                    side.pop(tick, None)
-                else:
-                    side[tick] = qty
+        self._bids.update(bids, -1)
+        self._asks.update(asks, 1)
 
     @property
     def is_empty(self) -> bool:
         """True when either side has no level."""
-        return not self._bids or not self._asks
+        return not self._bids.levels or not self._asks.levels
 
     @property
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask."""
-        return bool(self._bids and self._asks and self._bids.keys()[-1] >= self._asks.keys()[0])
+        bw, aw = self._bids.window, self._asks.window
+        return bool(bw and aw and -bw[0] >= aw[0])
 
     def best_bid(self) -> Level | None:
         """``(price, qty)`` of the best bid, or ``None``."""
-        if not self._bids:
+        if not self._bids.window:
             return None
-        tick, qty = self._bids.peekitem(-1)
-        return (tick / PRICE_SCALE, qty)
+        key = self._bids.window[0]
+        return (-key / PRICE_SCALE, self._bids.levels[key])
 
     def best_ask(self) -> Level | None:
         """``(price, qty)`` of the best ask, or ``None``."""
-        if not self._asks:
+        if not self._asks.window:
             return None
-        tick, qty = self._asks.peekitem(0)
-        return (tick / PRICE_SCALE, qty)
+        key = self._asks.window[0]
+        return (key / PRICE_SCALE, self._asks.levels[key])
 
     def bids(self, depth: int | None = None) -> list[Level]:
         """Bid levels, best first (all of them if ``depth`` is ``None``)."""
-        keys = self._bids.keys()
-        n = len(keys) if depth is None else min(depth, len(keys))
-        side = self._bids
-        return [(keys[-1 - i] / PRICE_SCALE, side[keys[-1 - i]]) for i in range(n)]
+        side = self._bids.levels
+        keys = sorted(side) if depth is None else self._bids.best(depth)
+        return [(-k / PRICE_SCALE, side[k]) for k in keys]
 
     def asks(self, depth: int | None = None) -> list[Level]:
         """Ask levels, best first (all of them if ``depth`` is ``None``)."""
-        keys = self._asks.keys()
-        n = len(keys) if depth is None else min(depth, len(keys))
-        side = self._asks
-        return [(keys[i] / PRICE_SCALE, side[keys[i]]) for i in range(n)]
+        side = self._asks.levels
+        keys = sorted(side) if depth is None else self._asks.best(depth)
+        return [(k / PRICE_SCALE, side[k]) for k in keys]
 
     def top(self, depth: int = 5) -> tuple[list[Level], list[Level]]:
         """The first ``depth`` levels of each side, best first."""
         return self.bids(depth), self.asks(depth)
 
     def __len__(self) -> int:
-        return len(self._bids) + len(self._asks)
+        return len(self._bids.levels) + len(self._asks.levels)

@@ -12,6 +12,18 @@ from microstream.bus.protocol import Row
 from microstream.events import BookTop, SyncStateChange, Trade
 
 LEVELS = 5
+BOOK_TOP_COLUMNS: tuple[str, ...] = (
+    "ts_event",
+    "ts_recv",
+    "update_id",
+    "book_valid",
+    "sync_epoch",
+    *(f"bid_px_{i}" for i in range(1, LEVELS + 1)),
+    *(f"bid_qty_{i}" for i in range(1, LEVELS + 1)),
+    *(f"ask_px_{i}" for i in range(1, LEVELS + 1)),
+    *(f"ask_qty_{i}" for i in range(1, LEVELS + 1)),
+)
+"""Columns of a ``book_top`` row in the order the engine's fast path fills them."""
 
 
 def trade_row(trade: Trade, simulated: bool | None = None) -> Row:
