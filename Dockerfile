@@ -27,9 +27,8 @@ ENV MICROSTREAM_DATA_DIR=/data \
 EXPOSE 8765 8501
 VOLUME ["/data"]
 
-# The engine's health: GET /health answers 503 when the engine is down.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=4 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/health', timeout=4)"
+# Health checks are per service in docker-compose.yml (the engine's: GET /health,
+# which answers 503 when the engine is down); ingest has no HTTP endpoint.
 
 ENTRYPOINT ["microstream"]
 CMD ["--help"]
