@@ -17,7 +17,7 @@ import pytest
 from microstream.book.sync import BookSynchronizer, ContinuityRule
 from microstream.events import BookSnapshot, DepthUpdate, SyncStateChange
 from microstream.frames import RawFrame
-from microstream.sim.capture_feed import CaptureFeed, ExchangeBook
+from microstream.sim.capture_feed import CaptureFeed, ExchangeBook, MultiCaptureFeed
 from microstream.sim.exchange import LoopbackExchange
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
 from microstream.venues.binance.parse import FrameDecoder, exchange_of
@@ -128,3 +128,53 @@ async def test_usdm_gap_is_detected_and_resynced(usdm_capture: list[Path]) -> No
     pipeline, _, _ = await run_gap_scenario(usdm_capture, "usdm", "BTCUSDT", 1000, 100)
     names = pipeline.state_names()
     assert names.count("gap") == 1 and names.count("synced") == 2
+
+
+async def test_two_symbols_on_one_connection_both_books_match(shared_data: Path) -> None:
+    usdm = shared_data / "binance" / "usdm"
+    sessions = [
+        CaptureFeed([usdm / f"{sym}_20240718.gz", usdm / f"{sym}_20240719.gz"])
+        for sym in ("btcusdt", "ethusdt")
+    ]
+    source = MultiCaptureFeed(sessions, speed=20.0, max_frames=8000)
+    assert source.symbols == ["BTCUSDT", "ETHUSDT"]
+    pipelines = {sym: Pipeline("usdm", sym, 1000) for sym in source.symbols}
+
+    def on_frame(frame: RawFrame) -> None:
+        for event in FrameDecoder().decode(frame):
+            pipeline = pipelines[event.symbol]
+            if isinstance(event, DepthUpdate):
+                pipeline.sync.on_depth(event)
+            elif isinstance(event, BookSnapshot):
+                pipeline.sync.on_snapshot(event)
+
+    async with LoopbackExchange(source) as exchange:
+        feed = BinanceLiveFeed(
+            "usdm",
+            source.symbols,
+            on_frame,
+            ws_url=exchange.ws_url,
+            rest_url=exchange.rest_url,
+            streams=[f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in ("depth@0ms", "trade")],
+            config=CONFIG,
+        )
+        for pipeline in pipelines.values():
+            pipeline.feed = feed
+        async with feed:
+            await until(lambda: all(p.sync.is_synced for p in pipelines.values()))
+            await exchange.pump_done.wait()
+            books = {sym: source.book(sym) for sym in source.symbols}
+            await until(
+                lambda: all(
+                    pipelines[s].sync.last_update_id == b.last_update_id  # type: ignore[union-attr]
+                    for s, b in books.items()
+                )
+            )
+        assert (
+            len(exchange.state()["connections"]) == 0 and exchange.stats["connections_opened"] == 1
+        )
+    for sym, book in books.items():
+        assert book is not None
+        sync = pipelines[sym].sync
+        assert (sync.book.bids(100), sync.book.asks(100)) == book_levels(book, 100)
+        assert sync.gaps == 0

@@ -170,27 +170,37 @@ class CaptureFeed:
 
     async def frames(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Yield the capture's frames, paced by their receive times at ``speed``."""
-        loop = asyncio.get_running_loop()
-        start_wall: float | None = None
-        start_ts = 0
+        pacer = _Pacer(self.speed)
         for ts, value in iter_capture_lines(self.paths):
-            if "lastUpdateId" in value and "stream" not in value:
-                self._on_snapshot_line(value)
+            frame = self.accept(value)
+            if frame is None:
                 continue
-            stream, data = value.get("stream"), value.get("data")
-            if not isinstance(stream, str) or not isinstance(data, dict):
-                continue
-            if data.get("s", self.symbols[0]) != self.symbols[0]:
-                continue
-            if start_wall is None:
-                start_wall, start_ts = loop.time(), ts
-            await self._pace(loop, start_wall, (ts - start_ts) / 1e9)
-            self._on_yield(stream, data)
-            self.last_recv_ns = ts
-            yield stream, data
+            await pacer.wait(ts, self.frames_yielded)
+            self.published(ts, *frame)
+            yield frame
             if self.max_frames is not None and self.frames_yielded >= self.max_frames:
                 break
         self.finished = True
+
+    def accept(self, value: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """Classify one capture line: the frame to publish, or ``None``.
+
+        The session's snapshot line is taken into the exchange's book here.
+        """
+        if "lastUpdateId" in value and "stream" not in value:
+            self._on_snapshot_line(value)
+            return None
+        stream, data = value.get("stream"), value.get("data")
+        if not isinstance(stream, str) or not isinstance(data, dict):
+            return None
+        if data.get("s", self.symbols[0]) != self.symbols[0]:
+            return None
+        return stream, data
+
+    def published(self, ts: int, stream: str, data: dict[str, Any]) -> None:
+        """Account for a frame being published now (the book follows the stream)."""
+        self.last_recv_ns = ts
+        self._on_yield(stream, data)
 
     def snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
         """The book after the last yielded depth event (see :class:`MarketFeed`)."""
@@ -258,16 +268,94 @@ class CaptureFeed:
         self._books[symbol] = book
         self._tick_decimals = _infer_decimals(snapshot)
 
-    async def _pace(self, loop: asyncio.AbstractEventLoop, start: float, offset: float) -> None:
-        if self.speed is None:
-            if self.frames_yielded % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            return
-        delay = start + offset / self.speed - loop.time()
+
+class _Pacer:
+    """Sleeps so that frames go out at their receive times, scaled by ``speed``."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self._start_wall: float | None = None
+        self._start_ts = 0
+
+    async def wait(self, ts: int, count: int) -> None:
+        """Wait for the frame received at ``ts`` (ns); ``count`` frames went out so far."""
+        loop = asyncio.get_running_loop()
+        if self._start_wall is None:
+            self._start_wall, self._start_ts = loop.time(), ts
+        delay = 0.0
+        if self.speed is not None:
+            delay = self._start_wall + (ts - self._start_ts) / 1e9 / self.speed - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        elif self.frames_yielded % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+        elif count % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # at full speed, still let the event loop breathe
+
+
+class MultiCaptureFeed:
+    """Several sessions of one market recorded together, merged by receive time.
+
+    For example the USD-M ``btcusdt`` and ``ethusdt`` files of the same night:
+    the loopback exchange then serves both symbols, each with its own book.
+
+    Args:
+        feeds: one :class:`CaptureFeed` per session (their ``speed`` is ignored).
+        speed: replay speed factor (``None``: as fast as possible).
+        max_frames: stop after this many frames in total.
+    """
+
+    def __init__(
+        self,
+        feeds: Sequence[CaptureFeed],
+        speed: float | None = None,
+        max_frames: int | None = None,
+    ) -> None:
+        markets = {feed.market for feed in feeds}
+        if len(markets) != 1:
+            raise CaptureError(f"sessions of one market expected, got {sorted(markets)}")
+        self.market: str = markets.pop()
+        self.symbols: list[str] = [s for feed in feeds for s in feed.symbols]
+        if len(set(self.symbols)) != len(self.symbols):
+            raise CaptureError(f"duplicate symbols across sessions: {self.symbols}")
+        self.speed = speed
+        self.max_frames = max_frames
+        self.frames_yielded = 0
+        self._feeds = list(feeds)
+        self._by_symbol = {s: feed for feed in feeds for s in feed.symbols}
+
+    async def frames(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every session's frames in receive-time order, paced at ``speed``."""
+        pacer = _Pacer(self.speed)
+        merged = heapq.merge(*(_tagged(i, f.paths) for i, f in enumerate(self._feeds)))
+        for ts, index, value in merged:
+            feed = self._feeds[index]
+            frame = feed.accept(value)
+            if frame is None:
+                continue
+            await pacer.wait(ts, self.frames_yielded)
+            feed.published(ts, *frame)
+            self.frames_yielded += 1
+            yield frame
+            if self.max_frames is not None and self.frames_yielded >= self.max_frames:
+                return
+
+    def snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
+        """The owning session's snapshot (``KeyError`` for an unknown symbol)."""
+        return self._by_symbol[symbol.upper()].snapshot(symbol, limit)
+
+    def exchange_info(self) -> dict[str, Any]:
+        """``exchangeInfo`` listing every session's symbol."""
+        info = self._feeds[0].exchange_info()
+        info["symbols"] = [s for feed in self._feeds for s in feed.exchange_info()["symbols"]]
+        return info
+
+    def book(self, symbol: str) -> ExchangeBook | None:
+        """The exchange's book of ``symbol``."""
+        return self._by_symbol[symbol.upper()].book(symbol)
+
+
+def _tagged(index: int, paths: Sequence[Path]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    for ts, value in iter_capture_lines(paths):
+        yield ts, index, value
 
 
 _DEFAULT_DECIMALS = {"spot": (2, 5), "usdm": (1, 3), "coinm": (1, 0)}
