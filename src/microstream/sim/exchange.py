@@ -665,12 +665,31 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def capture_feed(paths: list[str], speed: float | None, market: str | None = None) -> MarketFeed:
+    """A feed for capture files: one session, or several symbols' sessions merged.
+
+    Files are grouped into sessions by the symbol prefix of their names
+    (``btcusdt_20240718.gz`` + ``btcusdt_20240719.gz``), each read in name order.
+    """
+    from pathlib import Path
+
+    from microstream.sim.capture_feed import CaptureFeed, MultiCaptureFeed
+
+    sessions: dict[str, list[str]] = {}
+    for path in sorted(paths, key=lambda p: Path(p).name):
+        sessions.setdefault(Path(path).name.split("_20")[0], []).append(path)
+    if len(sessions) == 1:
+        return CaptureFeed(paths, speed=speed, market=market)
+    feeds = [CaptureFeed(files, market=market) for files in sessions.values()]
+    return MultiCaptureFeed(feeds, speed=speed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m microstream.sim.exchange CAPTURE...``: serve a capture on loopback."""
-    from microstream.sim.capture_feed import CaptureFeed
-
     parser = argparse.ArgumentParser(description="Binance loopback exchange fed by a capture")
-    parser.add_argument("captures", nargs="+", help="capture files of one session, in order")
+    parser.add_argument(
+        "captures", nargs="+", help="capture files (several symbols' sessions are merged)"
+    )
     parser.add_argument("--speed", default="1", help="replay speed factor or 'max'")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9443)
@@ -684,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     async def serve() -> None:
-        feed = CaptureFeed(args.captures, speed=speed, market=args.market)
+        feed = capture_feed(args.captures, speed, args.market)
         exchange = LoopbackExchange(
             feed,
             args.host,
