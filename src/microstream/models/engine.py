@@ -35,6 +35,8 @@ from microstream.models.signals import SignalEngine, SignalModels
 log = logging.getLogger(__name__)
 
 FORECAST_MODEL_NAME = "forecast"
+MODELS_DIR_ENV = "MICROSTREAM_MODELS_DIR"
+"""Registry directory used when no ``models_dir`` is given (else the shipped defaults)."""
 _ROUTE_ERRORS = (MicroStreamError, ValueError, KeyError, TypeError, ArithmeticError)
 
 
@@ -54,7 +56,8 @@ class ModelEngine:
         exchange / symbol: the partition of the emitted rows.
         emit: receives every row the models produce.
         settings: horizon, threshold and the HMM/forest settings.
-        models_dir: registry directory searched before the shipped defaults.
+        models_dir: registry directory searched before the shipped defaults
+            (default: ``$MICROSTREAM_MODELS_DIR`` if set).
         reload_interval_s: how often (wall seconds) :meth:`on_row` checks the
             registry for a newer forecast model; ``None`` disables the check.
 
@@ -74,6 +77,8 @@ class ModelEngine:
         self.exchange = exchange
         self.symbol = symbol
         self.settings = settings or Settings()
+        if models_dir is None:
+            models_dir = os.environ.get(MODELS_DIR_ENV) or None
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self._emit = emit
         self.latest: dict[str, dict[str, Any]] = {}

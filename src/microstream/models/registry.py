@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import re
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from microstream.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 PAYLOAD_SUFFIX = ".pkl"
 SIDECAR_SUFFIX = ".json"
@@ -208,10 +212,14 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, ModelMeta]:
         raise ModelError(
             f"model file {payload_path} is corrupt: sha256 {actual} != recorded {meta.sha256}"
         )
-    try:
-        obj = pickle.loads(payload)
-    except Exception as exc:  # unpickling can raise nearly anything
-        raise ModelError(f"model file {payload_path} cannot be unpickled: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            obj = pickle.loads(payload)
+        except Exception as exc:  # unpickling can raise nearly anything
+            raise ModelError(f"model file {payload_path} cannot be unpickled: {exc}") from exc
+    for warning in caught:  # e.g. saved with another scikit-learn version
+        log.warning("loading %s: %s", payload_path.name, warning.message)
     return obj, meta
 
 
