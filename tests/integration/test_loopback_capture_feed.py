@@ -10,7 +10,12 @@ import aiohttp
 import pytest
 
 from microstream.errors import CaptureError, SnapshotUnavailableError
-from microstream.sim.capture_feed import CaptureFeed, iter_capture_lines, recv_time_ns
+from microstream.sim.capture_feed import (
+    CaptureFeed,
+    MultiCaptureFeed,
+    iter_capture_lines,
+    recv_time_ns,
+)
 from microstream.sim.exchange import LoopbackExchange
 from microstream.sim.feed import MarketFeed
 from microstream.venues.binance.endpoints import endpoints
@@ -153,3 +158,28 @@ async def test_coinm_exchange_serves_dapi(coinm_capture: list[Path]) -> None:
             info = await client.exchange_info()
     assert snapshot["symbol"] == "BTCUSD_PERP" and len(snapshot["bids"]) > 100
     assert info["symbols"][0]["symbol"] == "BTCUSD_PERP"
+
+
+async def test_sessions_are_grouped_and_merged_by_receive_time(shared_data: Path) -> None:
+    from microstream.sim.exchange import capture_feed
+
+    usdm = shared_data / "binance" / "usdm"
+    files = [
+        str(usdm / f"{s}_{d}.gz") for s in ("ethusdt", "btcusdt") for d in ("20240719", "20240718")
+    ]
+    feed = capture_feed(files, speed=None)
+    assert isinstance(feed, MultiCaptureFeed) and feed.market == "usdm"
+    assert sorted(feed.symbols) == ["BTCUSDT", "ETHUSDT"]
+    feed.max_frames = 3000
+    times: list[int] = []
+    seen: set[str] = set()
+    async for _, data in feed.frames():
+        seen.add(data["s"])
+        owner = feed._by_symbol[data["s"]]
+        assert owner.last_recv_ns is not None
+        times.append(owner.last_recv_ns)
+    assert seen == {"BTCUSDT", "ETHUSDT"} and times == sorted(times)
+    assert all(feed.snapshot(s, 5)["lastUpdateId"] > 0 for s in feed.symbols)
+    with pytest.raises(KeyError):
+        feed.snapshot("XRPUSDT", 5)
+    assert isinstance(capture_feed(files[2:], speed=None), CaptureFeed)
