@@ -178,3 +178,29 @@ async def test_two_symbols_on_one_connection_both_books_match(shared_data: Path)
         sync = pipelines[sym].sync
         assert (sync.book.bids(100), sync.book.asks(100)) == book_levels(book, 100)
         assert sync.gaps == 0
+
+
+async def test_malformed_frames_are_counted_by_the_parser_and_the_book_stays_synced(
+    spot_capture: list[Path],
+) -> None:
+    source = CaptureFeed(spot_capture, speed=20.0)
+    pipeline = Pipeline("spot", "BTCUSDT", 1000)
+    async with LoopbackExchange(source) as exchange:
+        feed = BinanceLiveFeed(
+            "spot",
+            ["BTCUSDT"],
+            pipeline.on_frame,
+            ws_url=exchange.ws_url,
+            rest_url=exchange.rest_url,
+            config=CONFIG,
+        )
+        pipeline.feed = feed
+        async with feed:
+            await until(lambda: pipeline.sync.is_synced)
+            exchange.send_malformed(4)
+            await until(lambda: pipeline.decoder.rejected == 4)
+            applied = pipeline.sync.applied
+            await until(lambda: pipeline.sync.applied > applied + 10)
+        assert feed.stats.reconnects == 0
+    assert pipeline.decoder.counts["invalid"] == 2  # NaN price, negative quantity
+    assert pipeline.sync.is_synced and pipeline.sync.gaps == 0
