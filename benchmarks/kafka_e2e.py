@@ -10,7 +10,7 @@ Two phases, each on fresh topics:
    the moment every trade of the captures has come back on the trades output
    topic (so it includes parsing, Kafka both ways, book, features, models).
 2. **latency** — the same captures replayed at ``--speed`` times their recorded
-   pace (a realistic load). For every trade, latency = the time its output row
+   pace (a realistic load) for ``--latency-seconds``. For every trade, latency = the time its output row
    reached a downstream consumer minus the time ingest published the trade
    (``ingest_to_consumer``), and the engine's publish time of the row minus
    the same (``ingest_to_engine_output``). p50/p99 in milliseconds. (The
@@ -161,7 +161,12 @@ def start_engine(bootstrap: str, prefix: str, models: bool, log: Path) -> subpro
 
 
 def phase(
-    bootstrap: str, captures: list[Path], speed: float | None, models: bool, workdir: Path
+    bootstrap: str,
+    captures: list[Path],
+    speed: float | None,
+    models: bool,
+    workdir: Path,
+    duration: float | None = None,
 ) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     topics = TopicMap(prefix=prefix)
@@ -178,9 +183,12 @@ def phase(
     watcher = Watcher(bootstrap, topics, timed.published)
     service = IngestService(timed, snapshot_every_s=0)
     bus.start()
-    time.sleep(5.0)  # the engine process imports and connects
+    engine_log = workdir / f"engine-{prefix}.log"
+    deadline = time.monotonic() + 120
+    while "consuming" not in engine_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the engine process imports its stages and connects
     started = time.perf_counter()
-    run_replay(service, captures, speed=speed, linger=False)
+    run_replay(service, captures, speed=speed, linger=False, duration=duration)
     ingest_s = time.perf_counter() - started
     events = sum(service.ingestor.stats.events.values())
     trades = service.ingestor.stats.events.get("Trade", 0)
@@ -210,7 +218,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--captures", nargs="+", type=Path, default=DEFAULT_CAPTURES)
-    parser.add_argument("--speed", type=float, default=10.0, help="pace of the latency phase")
+    parser.add_argument("--speed", type=float, default=2.0, help="pace of the latency phase")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=60.0, help="length of the latency phase"
+    )
     parser.add_argument("--no-models", action="store_true", help="engine without models")
     parser.add_argument("--bootstrap", default=None, help="use this broker instead of tansu")
     args = parser.parse_args()
@@ -228,7 +239,14 @@ def main() -> None:
         try:
             throughput = phase(bootstrap, args.captures, None, not args.no_models, workdir)
             print(json.dumps({"throughput": throughput}), file=sys.stderr)
-            latency = phase(bootstrap, args.captures, args.speed, not args.no_models, workdir)
+            latency = phase(
+                bootstrap,
+                args.captures,
+                args.speed,
+                not args.no_models,
+                workdir,
+                args.latency_seconds,
+            )
         finally:
             if broker is not None:
                 broker.stop()

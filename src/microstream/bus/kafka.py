@@ -399,6 +399,7 @@ class KafkaBus:
     def run(self) -> None:
         """Poll and dispatch until :meth:`stop`; commits stored offsets on the way out."""
         consumer = self._consumer = self._open_consumer()
+        log.info("consuming %s (%s mode)", sorted(self._kafka_topics), self.settings.mode)
         next_commit = time.monotonic() + self.settings.commit_interval_s
         try:
             while not self._stop.is_set():

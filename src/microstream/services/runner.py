@@ -140,6 +140,18 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preload(options: Any) -> None:
+    """Import the feature and model stages now, not when the first message arrives.
+
+    Their imports (scikit-learn, hmmlearn, ...) take seconds; paid at start-up
+    they do not stall the first symbol's events.
+    """
+    if options.features:
+        import microstream.features.streaming
+    if options.models:
+        import microstream.models.engine  # noqa: F401
+
+
 def run_engine(args: argparse.Namespace) -> int:
     """``microstream engine``: one member of the engine group, until stopped."""
     from microstream.api import EngineApi
@@ -161,6 +173,7 @@ def run_engine(args: argparse.Namespace) -> int:
         simulated=simulated,
         settings=settings,
     )
+    _preload(options)
     service = EngineService(KafkaSettings.from_env(**overrides), options, name=args.name)
     store = LiveStateStore(source="kafka", simulated=simulated)
     store.set_health_provider(service.health)
