@@ -56,3 +56,13 @@ def test_too_few_rows_is_a_model_error() -> None:
         AnomalyForest.fit(features(5))
     with pytest.raises(ModelError):
         AnomalyForest.fit(np.full((50, 3), np.nan))
+
+
+def test_single_vector_score_equals_scikit_learn() -> None:
+    x = features(400)
+    forest = AnomalyForest.fit(x, random_state=1)
+    probe = np.vstack([features(200, seed=9) * 3, [[0, 0, 0], [50, -50, 50], [1e-9, 2, -3]]])
+    fast = np.array([forest.score(tuple(row)) for row in probe])
+    np.testing.assert_allclose(fast, forest.scores(probe), rtol=0, atol=1e-12)
+    back = AnomalyForest.from_bytes(forest.to_bytes())
+    assert back.score(tuple(probe[0])) == forest.score(tuple(probe[0]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -26,15 +27,68 @@ from microstream.models.fitting import RefitPolicy, RollingFitter, single_thread
 FloatArray = npt.NDArray[np.float64]
 
 
+class _Tree(NamedTuple):
+    """One isolation tree as flat lists (for fast single-vector scoring)."""
+
+    left: list[int]
+    right: list[int]
+    feature: list[int]
+    threshold: list[float]
+    path: list[float]  # depth of each node + expected remaining path length - 1
+
+
+class _Compiled(NamedTuple):
+    trees: list[_Tree]
+    denominator: float
+    offset: float
+
+
+def _compile(forest: Any) -> _Compiled | None:
+    """Flatten a fitted scikit-learn forest; ``None`` if its internals are not as expected.
+
+    Mirrors ``IsolationForest._compute_score_samples`` (tested for equality).
+    """
+    try:
+        from sklearn.ensemble._iforest import _average_path_length
+
+        subsample = forest._max_features != forest.n_features_in_
+        trees = []
+        for i, (est, feats) in enumerate(
+            zip(forest.estimators_, forest.estimators_features_, strict=True)
+        ):
+            t = est.tree_
+            mapping = [int(f) for f in feats] if subsample else None
+            feature = [
+                (mapping[f] if mapping is not None and f >= 0 else int(f)) for f in t.feature
+            ]
+            path = forest._decision_path_lengths[i] + forest._average_path_length_per_tree[i] - 1.0
+            trees.append(
+                _Tree(
+                    t.children_left.tolist(),
+                    t.children_right.tolist(),
+                    feature,
+                    t.threshold.tolist(),
+                    [float(v) for v in path],
+                )
+            )
+        denominator = len(trees) * float(_average_path_length([forest._max_samples])[0])
+        return _Compiled(trees, denominator, float(forest.offset_))
+    except (AttributeError, ImportError, IndexError, TypeError, ValueError):
+        return None
+
+
 class AnomalyForest:
     """A fitted Isolation Forest with the MicroStream sign convention.
 
-    Use :meth:`fit` to build one.
+    Use :meth:`fit` to build one. Scoring one vector walks the trees in plain
+    Python (about 50 times faster than scikit-learn's per-call overhead for a
+    single row); the result equals scikit-learn's ``decision_function``.
     """
 
     def __init__(self, forest: object, feature_names: tuple[str, ...] = FEATURE_NAMES) -> None:
         self._forest = forest
         self.feature_names = feature_names
+        self._compiled = _compile(forest)
 
     @classmethod
     def fit(
@@ -67,7 +121,19 @@ class AnomalyForest:
 
     def score(self, x: Sequence[float]) -> float:
         """``anomaly_score`` of one vector."""
-        return float(self.scores(np.asarray([x], dtype=np.float64))[0])
+        compiled = self._compiled
+        if compiled is None or compiled.denominator <= 0:
+            return float(self.scores(np.asarray([x], dtype=np.float64))[0])
+        # scikit-learn's trees compare float32 inputs with float64 thresholds
+        xs = [float(v) for v in np.asarray(x, dtype=np.float32)]
+        depth = 0.0
+        for tree in compiled.trees:
+            left, right, feature, threshold = tree.left, tree.right, tree.feature, tree.threshold
+            node = 0
+            while left[node] != -1:
+                node = left[node] if xs[feature[node]] <= threshold[node] else right[node]
+            depth += tree.path[node]
+        return float(2.0 ** (-depth / compiled.denominator) + compiled.offset)
 
     def to_bytes(self) -> bytes:
         """Serialise (pickle) the fitted forest."""
