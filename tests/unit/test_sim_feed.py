@@ -113,3 +113,11 @@ def test_unaligned_start_still_gives_whole_second_truth_and_slow_diffs() -> None
     assert feed.start_ms == START + 200
     assert [r.values["ts"] % 1_000_000_000 for r in rows] == [0, 0, 0]
     assert sum(1 for s, _ in frames if s == "btcusdt@depth") == 3
+
+
+def test_stream_selection_is_honoured_and_snapshots_still_follow_the_book() -> None:
+    feed = SimFeed(seed=6, start_ms=START, speed=None, streams=("trade",))
+    frames = list(feed.generate(3))
+    assert {s for s, _ in frames} == {"btcusdt@trade"}
+    snap = feed.snapshot("BTCUSDT", 5)
+    assert snap["lastUpdateId"] == feed._sims["BTCUSDT"].market.update_id

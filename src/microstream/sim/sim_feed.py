@@ -98,8 +98,11 @@ class _SymbolSim:
                 (t.ts_ms, t.update_id, 1.0, f"{p}@bookTicker", b.book_ticker(t)) for t in tops
             )
         if changes:
-            uid = changes[-1].update_id
-            out.append((end_ms, uid, 2.0, f"{p}@depth@100ms", b.depth_update(end_ms, changes)))
+            diff = b.depth_update(end_ms, changes)
+            if "depth@100ms" in kinds:  # published when yielded (see SimFeed._window)
+                out.append((end_ms, changes[-1].update_id, 2.0, f"{p}@depth@100ms", diff))
+            else:
+                self.publish(diff)  # not on the wire: REST snapshots still follow the book
             self._second.extend(changes)
         sizes = [n for n in (5, 10, 20) if f"depth{n}@100ms" in kinds]
         if sizes:
