@@ -90,7 +90,9 @@ class Watcher:
         self.output: dict[tuple[str, int], tuple[int, int]] = {}
         self._codec = Codec()
         self._stop = threading.Event()
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "fetch.wait.max.ms": 50}
+        )
         self._consumer.assign([TopicPartition(self.out_topic, p, 0) for p in range(PARTITIONS)])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

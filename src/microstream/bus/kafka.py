@@ -344,6 +344,9 @@ class KafkaBus:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "partition.assignment.strategy": "range",
+                # A broker may hold a fetch until this expires when little data
+                # arrives (tansu does): keep it short, it bounds the latency.
+                "fetch.wait.max.ms": 50,
                 "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": max(100, self.settings.session_timeout_ms // 5),
             }

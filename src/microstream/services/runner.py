@@ -146,10 +146,14 @@ def _preload(options: Any) -> None:
     Their imports (scikit-learn, hmmlearn, ...) take seconds; paid at start-up
     they do not stall the first symbol's events.
     """
-    if options.features:
-        import microstream.features.streaming
-    if options.models:
-        import microstream.models.engine  # noqa: F401
+    if not options.features:
+        return
+    from microstream.engine import SymbolPipeline
+
+    try:  # a throw-away pipeline loads the stages (and the model files) once
+        SymbolPipeline("warmup", "WARMUP", lambda row: None, options)
+    except Exception:
+        log.exception("warm-up of the pipeline failed (the first symbol will load it)")
 
 
 def run_engine(args: argparse.Namespace) -> int:
