@@ -118,7 +118,7 @@ class ArchiveImporter:
         lake: str | os.PathLike[str],
         symbol: str,
         market: str = "spot",
-        flush_rows: int = 500_000,
+        flush_rows: int = 200_000,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         if market not in EXCHANGE_BY_MARKET:
