@@ -54,7 +54,7 @@ def describe(path: str | Path, market: str | None = None) -> CaptureSource:
     p = Path(path)
     if not p.is_file():
         raise CaptureError(f"capture file not found: {p}")
-    name = p.name
+    name = p.name.removesuffix(".part")  # a recorder killed mid-file leaves ".gz.part"
     rec = _RECORDING_NAME.match(name)
     if rec:
         return CaptureSource(p, market or rec.group(1), None)
