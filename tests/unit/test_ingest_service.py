@@ -75,7 +75,7 @@ def test_request_is_answered_with_a_snapshot_that_resyncs_a_late_engine() -> Non
 
 
 def test_request_before_the_book_is_synced_waits_and_is_answered_later() -> None:
-    bus, service, snapshots, _ = make(snapshot_every_s=0)
+    bus, service, snapshots, _ = make(snapshot_every_s=0, symbols={"BTCUSDT"}, exchange=EX)
     asked: list[tuple[str, str]] = []
     service.source_snapshot = lambda exchange, symbol: asked.append((exchange, symbol))
     data = frames(400)
@@ -128,3 +128,16 @@ def test_every_frame_is_recorded() -> None:
         service.on_frame(frame)
     service.close()
     assert recorder.frames == data and recorder.closed
+
+
+def test_a_replay_ingest_answers_only_for_symbols_it_has_seen() -> None:
+    bus, service, snapshots, _ = make(snapshot_every_s=0)
+    for frame in frames(1000):
+        service.on_frame(frame)
+    bus.publish(Topics.CONTROL, "binance:BTCUSDT", SnapshotRequest("binance", "BTCUSDT", "x"))
+    bus.publish(Topics.CONTROL, KEY, SnapshotRequest(EX, "BTCUSDT", "x"))
+    service.service()
+    assert service.stats.requests_ignored == 1  # spot BTCUSDT: not this ingest's
+    assert service.stats.snapshots_answered == 1
+    assert service.stats.pending == set()
+    assert len(snapshots) == 2  # the capture's and the answer

@@ -83,7 +83,10 @@ class IngestService:
     Args:
         bus: the bus to publish on; it must deliver ``Topics.CONTROL`` to
             :meth:`on_control` (the constructor subscribes before it starts).
-        symbols: upper-case symbols this ingest answers for (``None``: all).
+        symbols: upper-case symbols this ingest answers for (``None``: the
+            symbols whose events it has published).
+        exchange: the exchange this ingest serves (``None``: any); requests
+            for another exchange are left to the ingest that serves it.
         snapshot_every_s: period of the unrequested snapshot republishing
             (``0`` or less: never).
         recorder: raw frame recorder, or ``None``.
@@ -97,6 +100,7 @@ class IngestService:
         bus: Bus,
         *,
         symbols: set[str] | None = None,
+        exchange: str | None = None,
         snapshot_every_s: float = 60.0,
         recorder: FrameRecorder | None = None,
         source_snapshot: Callable[[str, str], None] | None = None,
@@ -104,6 +108,7 @@ class IngestService:
     ) -> None:
         self.bus = bus
         self.symbols = symbols
+        self.exchange = exchange
         self.snapshot_every_s = snapshot_every_s
         self.recorder = recorder
         self.source_snapshot = source_snapshot
@@ -159,7 +164,7 @@ class IngestService:
 
     def _on_request(self, request: SnapshotRequest) -> None:
         symbol = request.symbol.upper()
-        if self.symbols is not None and symbol not in self.symbols:
+        if not self._serves(request.exchange, symbol):
             self.stats.requests_ignored += 1
             return
         self.stats.snapshot_requests += 1
@@ -175,6 +180,13 @@ class IngestService:
             return
         self.stats.pending.add(symbol_key(request.exchange, symbol))
         self._ask_source(request.exchange, symbol)
+
+    def _serves(self, exchange: str, symbol: str) -> bool:
+        if self.exchange is not None and exchange != self.exchange:
+            return False
+        if self.symbols is not None:
+            return symbol in self.symbols
+        return self.keeper.has_book(exchange, symbol)
 
     def _publish_snapshot(self, exchange: str, symbol: str) -> bool:
         snapshot = self.keeper.snapshot(exchange, symbol)

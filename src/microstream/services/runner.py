@@ -92,6 +92,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     service = IngestService(
         bus,
         symbols=set(symbols) if symbols else None,
+        exchange=None if source == "replay" else EXCHANGE_BY_MARKET.get(market),
         snapshot_every_s=args.snapshot_every,
         recorder=_recorder(args.record, market),
     )

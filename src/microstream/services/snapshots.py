@@ -73,6 +73,10 @@ class SnapshotKeeper:
         """Load one published snapshot (ignored while the book is in sync)."""
         self._book(event.exchange, event.symbol).on_snapshot(event)
 
+    def has_book(self, exchange: str, symbol: str) -> bool:
+        """True once an event of the symbol was seen."""
+        return symbol_key(exchange, symbol) in self._books
+
     def is_synced(self, exchange: str, symbol: str) -> bool:
         """True when a snapshot of the symbol can be made now."""
         book = self._books.get(symbol_key(exchange, symbol))
