@@ -90,6 +90,11 @@ def test_invalid_bars_are_skipped_not_fatal() -> None:
     assert engine.on_bar({"ts": 0, "open": None}) is None
     assert engine.on_bar({"ts": 1, "open": 1, "high": 2, "low": 3, "close": 1, "volume": 1}) is None
     assert engine.bars_rejected == 2 and rows == []
+    bar = {"ts": 60, "open": 1.0, "high": 1.1, "low": 0.9, "close": 1.0, "volume": 1.0}
+    assert engine.on_bar(bar) is not None
+    assert engine.on_bar(bar) is None  # a duplicate delivery of the same minute
+    assert engine.on_bar({**bar, "ts": 0}) is None  # out of order
+    assert engine.bars_rejected == 4 and len(rows) == 1
 
 
 def test_pretrained_models_round_trip_through_the_registry(tmp_path: Path) -> None:

@@ -188,19 +188,28 @@ class SignalEngine:
         self._policy = policy
         self.bars_in = 0
         self.bars_rejected = 0
+        self._last_ts: int | None = None
 
     def on_bar(self, values: Mapping[str, Any]) -> Row | None:
         """Consume one ``bars_1m`` row; emit and return its ``signals_1m`` row.
 
-        An invalid bar is counted, logged and skipped (nothing emitted, ``None``).
+        An invalid bar, or a bar not later than the previous one (a duplicate
+        or out-of-order delivery), is counted, logged and skipped (nothing
+        emitted, ``None``).
         """
         self.bars_in += 1
+        ts_value = values.get("ts")
+        if isinstance(ts_value, int) and self._last_ts is not None and ts_value <= self._last_ts:
+            self.bars_rejected += 1
+            log.warning("signals: bar at ts=%d is not after %d; skipped", ts_value, self._last_ts)
+            return None
         before = self._features.bars_rejected
         vector = self._features.update(values)
         if self._features.bars_rejected != before:
             self.bars_rejected += 1
             return None
         ts = int(values["ts"])
+        self._last_ts = ts
         if vector is None:
             row_values = self._warming_values(ts)
         else:
