@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -292,6 +293,17 @@ def test_two_engines_share_the_symbols_and_one_takes_over(
     assert collector.topic_of["bars_1m"] == {f"{prefix}_bars"}  # KAFKA_RAW_BARS_TOPIC
     assert collector.topic_of["regimes"] == {f"{prefix}_regimes"}  # KAFKA_REGIME_SIGNALS_TOPIC
     assert collector.topic_of["features"] == {f"{prefix}.out.features"}
+    # the lake both engines wrote: every trade exactly once there too
+    lake = pl.scan_parquet(
+        str(tmp_path / "lake" / "trades" / "**" / "*.parquet"), hive_partitioning=True
+    )
+    in_lake = lake.select("symbol", "trade_id").collect()
+    for symbol, ids in expected.items():
+        got = in_lake.filter(pl.col("symbol") == symbol)["trade_id"].to_list()
+        assert len(got) == len(set(got)), (
+            f"{len(got) - len(set(got))} duplicated {symbol} trades in the lake"
+        )
+        assert set(got) == ids, f"{len(ids - set(got))} {symbol} trades missing from the lake"
     # the symbol that moved: book marked invalid by engine b, then synced again
     (moved,) = (key.split(":")[1] for key in symbols_a)
     sync = [r.values for r in rows if r.table == "book_sync" and r.symbol == moved]

@@ -151,6 +151,8 @@ class KafkaBus:
         self.stats = BusStats()
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self.before_commit: Callable[[], bool] | None = None
+        """Called before each offset commit (a local sink's flush); False skips the commit."""
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._kafka_topics: set[str] = set()
         self._session = time.time_ns()
@@ -387,7 +389,9 @@ class KafkaBus:
             self._on_revoke([(tp.topic, tp.partition) for tp in partitions])
 
     def _commit(self, consumer: Consumer) -> None:
-        """Flush the producer, then commit the offsets of handled messages."""
+        """Flush local sinks and the producer, then commit the offsets of handled messages."""
+        if self.before_commit is not None and not self.before_commit():
+            return
         remaining = self._producer.flush(self.settings.commit_interval_s * 5)
         if remaining:
             log.warning("%d output message(s) still undelivered: offsets not committed", remaining)

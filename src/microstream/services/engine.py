@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from microstream.bus.codec import SnapshotRequest
 from microstream.bus.dedup import EventDedup
@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 
 NOT_DEDUPLICATED = frozenset({"book_sync"})
 """Output tables whose rows describe this engine's own book, never a replay."""
+
+
+class LakeLike(Protocol):
+    """What the engine needs of the lake sink (:class:`~microstream.store.sink.LakeSink`)."""
+
+    def on_message(self, key: str, message: Any) -> None: ...
+    def flush(self, timeout: float = 30.0) -> bool: ...
 
 
 @dataclass
@@ -70,15 +77,22 @@ class _Rate:
 
 
 class _TeeBus:
-    """Market topics come from Kafka; rows go to Kafka and to local subscribers."""
+    """Market topics come from Kafka; rows go to Kafka and to local subscribers.
+
+    ``every_row`` handlers (the lake) see every row the pipelines emit; Kafka
+    and the other local subscribers only the rows not published before.
+    """
 
     def __init__(self, kafka: KafkaBus, accept_row: Callable[[Row], bool]) -> None:
         self.kafka = kafka
         self.local = MemoryBus()
+        self.every_row: list[Handler] = []
         self._accept_row = accept_row
 
     def publish(self, topic: str, key: str, message: Any) -> None:
         if topic == Topics.ROWS:
+            for handler in self.every_row:
+                handler(key, message)
             if not self._accept_row(message):
                 return
             self.local.publish(topic, key, message)
@@ -150,8 +164,30 @@ class EngineService:
         return False
 
     def attach(self, topic: str, handler: Handler) -> None:
-        """Subscribe a local consumer (lake sink, live state) to ``Topics.ROWS``."""
+        """Subscribe a local consumer (the live state) to ``Topics.ROWS``."""
         self.bus.subscribe(topic, handler)
+
+    def attach_lake(self, sink: LakeLike, flush_timeout: float = 60.0) -> None:
+        """Write every emitted row to the lake, flushed before each offset commit.
+
+        The lake gets the rows the engine computes from the last committed
+        offset on, whatever Kafka already holds, and is flushed right before
+        each commit: after a crash, the next owner writes exactly the rows
+        whose files the dead engine had not written. (Keep the writer's own
+        time and size flushes rare, or a crash right after one duplicates
+        rows of that window.)
+        """
+        self.bus.every_row.append(sink.on_message)
+
+        def flush() -> bool:
+            done = sink.flush(flush_timeout)
+            if not done:
+                log.warning(
+                    "lake flush not done within %.0f s: offsets not committed", flush_timeout
+                )
+            return done
+
+        self.kafka.before_commit = flush
 
     # -- market data ---------------------------------------------------------------
 

@@ -179,6 +179,8 @@ def run_engine(args: argparse.Namespace) -> int:
         settings=settings,
     )
     _preload(options)
+    # offsets are committed (and the lake flushed) every MICROSTREAM_FLUSH_SECONDS
+    overrides["commit_interval_s"] = settings.flush_seconds
     service = EngineService(KafkaSettings.from_env(**overrides), options, name=args.name)
     store = LiveStateStore(source="kafka", simulated=simulated)
     store.set_health_provider(service.health)
@@ -187,11 +189,11 @@ def run_engine(args: argparse.Namespace) -> int:
     if not args.no_lake:
         writer = LakeWriter(
             args.data_dir or settings.data_dir,
-            flush_rows=settings.flush_rows,
-            flush_seconds=settings.flush_seconds,
+            flush_rows=max(settings.flush_rows, 1_000_000),
+            flush_seconds=settings.flush_seconds * 20,  # a safety net; commits flush
         )
         sink = LakeSink(writer)
-        service.attach(Topics.ROWS, sink.on_message)
+        service.attach_lake(sink)
     api = None
     if not args.no_api:
         api = EngineApi(
