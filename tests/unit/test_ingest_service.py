@@ -141,3 +141,17 @@ def test_a_replay_ingest_answers_only_for_symbols_it_has_seen() -> None:
     assert service.stats.snapshots_answered == 1
     assert service.stats.pending == set()
     assert len(snapshots) == 2  # the capture's and the answer
+
+
+def test_only_the_served_symbols_are_published() -> None:
+    paths = [require_shared(f"binance/usdm/{s}_20240718.gz") for s in ("btcusdt", "ethusdt")]
+    data = list(itertools.islice(read_captures(paths), 2000))
+    bus = MemoryBus()
+    service = IngestService(bus, symbols={"ETHUSDT"}, snapshot_every_s=0)
+    published: list[Any] = []
+    for topic in (Topics.TRADES, Topics.DEPTH, Topics.SNAPSHOTS, Topics.TICKERS):
+        bus.subscribe(topic, lambda key, m: published.append(m))
+    for frame in data:
+        service.on_frame(frame)
+    assert published and {m.symbol for m in published} == {"ETHUSDT"}
+    assert service.skipped > 0

@@ -54,13 +54,18 @@ class IngestServiceStats:
 
 
 class _TapBus:
-    """A bus that also shows every published event to the snapshot keeper."""
+    """Publishes the events of the served symbols and shows them to the snapshot keeper."""
 
-    def __init__(self, bus: Bus, keeper: SnapshotKeeper) -> None:
+    def __init__(self, bus: Bus, keeper: SnapshotKeeper, symbols: set[str] | None) -> None:
         self.bus = bus
         self.keeper = keeper
+        self.symbols = symbols
+        self.skipped = 0
 
     def publish(self, topic: str, key: str, message: Any) -> None:
+        if self.symbols is not None and getattr(message, "symbol", None) not in self.symbols:
+            self.skipped += 1
+            return
         self.bus.publish(topic, key, message)
         if isinstance(message, DepthUpdate):
             self.keeper.on_depth(message)
@@ -83,8 +88,8 @@ class IngestService:
     Args:
         bus: the bus to publish on; it must deliver ``Topics.CONTROL`` to
             :meth:`on_control` (the constructor subscribes before it starts).
-        symbols: upper-case symbols this ingest answers for (``None``: the
-            symbols whose events it has published).
+        symbols: upper-case symbols this ingest publishes and answers for
+            (``None``: every symbol of the source).
         exchange: the exchange this ingest serves (``None``: any); requests
             for another exchange are left to the ingest that serves it.
         snapshot_every_s: period of the unrequested snapshot republishing
@@ -113,7 +118,8 @@ class IngestService:
         self.recorder = recorder
         self.source_snapshot = source_snapshot
         self.keeper = SnapshotKeeper(request_snapshot=self._ask_source)
-        self.ingestor = Ingestor(_TapBus(bus, self.keeper))
+        self._tap = _TapBus(bus, self.keeper, symbols)
+        self.ingestor = Ingestor(self._tap)
         self.stats = IngestServiceStats()
         self._clock = clock
         self._requests: queue.SimpleQueue[SnapshotRequest] = queue.SimpleQueue()
@@ -194,6 +200,11 @@ class IngestService:
             return False
         self.bus.publish(Topics.SNAPSHOTS, symbol_key(exchange, symbol), snapshot)
         return True
+
+    @property
+    def skipped(self) -> int:
+        """Events of other symbols than :attr:`symbols`, not published."""
+        return self._tap.skipped
 
     def close(self) -> None:
         """Flush the bus and finish the recording."""

@@ -130,6 +130,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         "exchange": EXCHANGE_BY_MARKET.get(market),
         "frames": service.ingestor.stats.frames if frames is None else frames,
         "events": dict(service.ingestor.stats.events),
+        "skipped_other_symbols": service.skipped,
         "published": bus.stats.published,
         "delivered": bus.stats.delivered,
         "delivery_errors": bus.stats.delivery_errors,
