@@ -25,7 +25,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("lakes")
     train, hold = root / "train", root / "hold"
     for i, symbol in enumerate(("BTCUSDT", "ETHUSDT")):
-        frame = synthetic_features(700, seed=30 + i, symbol=symbol)
+        frame = synthetic_features(500, seed=30 + i, symbol=symbol)
         _write(train, "features", frame, "binance", symbol)
     truth = frame.select("ts", pl.lit("neutral").alias("regime"))
     _write(
@@ -38,7 +38,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _write(
         hold,
         "features",
-        synthetic_features(400, seed=40, symbol="BTCUSD_PERP"),
+        synthetic_features(300, seed=40, symbol="BTCUSD_PERP"),
         "binance-coinm",
         "BTCUSD_PERP",
     )
@@ -94,7 +94,7 @@ def test_evaluate_writes_report_with_all_metrics(
             "reliability",
         } <= set(metrics[name])
     assert fc["walk_forward"]["verdict"]["beats"]["prior"] is True  # synthetic data has an edge
-    assert "holdout" in fc and fc["holdout"]["data"]["rows"] > 300
+    assert "holdout" in fc and fc["holdout"]["data"]["rows"] > 200
     assert fc["per_regime"] and fc["per_symbol"]
     assert fc["inference"]["median_us"] > 0
     assert len(fc["folds"]) == 3
@@ -124,7 +124,7 @@ def test_train_saves_a_loadable_model_and_card(lakes: tuple[Path, Path], tmp_pat
             "--report",
             str(tmp_path / "report"),
             "--folds",
-            "3",
+            "2",
             "--no-hgb",
         ]
     )
@@ -135,7 +135,7 @@ def test_train_saves_a_loadable_model_and_card(lakes: tuple[Path, Path], tmp_pat
     assert model.tag == "forecast@1"
     meta = read_meta(path)
     assert meta.metrics["walk_forward"]["model"]["log_loss"] > 0
-    assert meta.training_data["rows"] > 1000
+    assert meta.training_data["rows"] > 800
     card = (models / "MODEL_CARD.md").read_text()
     assert "forecast@1" in card and "Hold-out" in card
     assert path.stat().st_size < 1_000_000

@@ -161,3 +161,16 @@ def test_a_future_row_cannot_change_a_past_prediction() -> None:
 
     changed = [dict(r, mid=(r["mid"] or 1.0) * 2, ofi_10s=1e6) for r in rows[200:]]
     assert run(rows)[:200] == run(rows[:200] + changed)[:200]
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibrated_fast_path_matches_sklearn(method: str) -> None:
+    data = build_dataset(synthetic_features(800, seed=9))
+    model = fit_candidate(f"logistic_compact_c0.01+{method}", data, 10, 1.0)
+    assert model._fast is not None
+    slow = model.estimator.predict_proba(data.x[:, model.columns])
+    slow = np.clip(slow, 1e-6, None)
+    slow = slow / slow.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(data.x), slow, atol=1e-9)
+    one = model.predict_proba_one(data.x[3])
+    assert one == pytest.approx(tuple(slow[3]), abs=1e-9)

@@ -2,9 +2,9 @@
 
 :class:`ForecastModel` wraps a fitted scikit-learn classifier (class codes 0,
 1, 2 = up, neutral, down) with the feature names, horizon and threshold it was
-trained for. For a standardised multinomial logistic regression it keeps the
-coefficients and predicts one row with plain numpy (a few microseconds), not
-through scikit-learn's per-call validation.
+trained for. For a standardised multinomial logistic regression (calibrated
+or not) it keeps the coefficients and predicts one row with plain numpy (a few
+microseconds), not through scikit-learn's per-call validation (milliseconds).
 
 :class:`DirectionForecaster` is the per-symbol stage: it turns each
 ``features`` row into forecast inputs (:mod:`microstream.models.forecast_features`)
@@ -80,6 +80,65 @@ def _linear_fast_path(estimator: Any) -> _LinearFastPath | None:
     return _LinearFastPath(mean, scale, coef, intercept)
 
 
+class _CalibratedFastPath:
+    """Numpy twin of ``CalibratedClassifierCV(FrozenEstimator(scaler + logistic))``.
+
+    One-vs-rest calibration of the logistic decision function per class
+    (sigmoid: ``1 / (1 + exp(a·z + b))``; isotonic: piecewise-linear, clipped),
+    then normalised, exactly as scikit-learn does it.
+    """
+
+    def __init__(self, linear: _LinearFastPath, method: str, params: list[np.ndarray]) -> None:
+        self.linear = linear
+        self.method = method
+        self.params = params
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.linear.mean) / self.linear.scale) @ self.linear.coef.T
+        z = z + self.linear.intercept
+        proba = np.empty_like(z)
+        for k, param in enumerate(self.params):
+            if self.method == "sigmoid":
+                proba[:, k] = 1.0 / (1.0 + np.exp(param[0] * z[:, k] + param[1]))
+            else:
+                proba[:, k] = np.interp(z[:, k], param[0], param[1])
+        total = proba.sum(axis=1, keepdims=True)
+        out: np.ndarray = np.divide(
+            proba, total, out=np.full_like(proba, 1 / proba.shape[1]), where=total != 0
+        )
+        return out
+
+
+def _calibrated_fast_path(estimator: Any) -> _CalibratedFastPath | None:
+    """The numpy fast path of a calibrated, frozen logistic pipeline, if it is one."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    if not isinstance(estimator, CalibratedClassifierCV):
+        return None
+    fitted = getattr(estimator, "calibrated_classifiers_", [])
+    if len(fitted) != 1 or fitted[0].method not in ("sigmoid", "isotonic"):
+        return None
+    inner = fitted[0]
+    base = getattr(inner.estimator, "estimator", inner.estimator)  # unwrap FrozenEstimator
+    linear = _linear_fast_path(base)
+    classes = [int(c) for c in getattr(base, "classes_", [])]
+    if linear is None or linear.coef.shape[0] != 3 or classes != [0, 1, 2]:
+        return None
+    if [int(c) for c in inner.classes] != [0, 1, 2]:
+        return None
+    params: list[np.ndarray] = []
+    for cal in inner.calibrators:
+        if inner.method == "sigmoid":
+            params.append(np.array([float(cal.a_), float(cal.b_)]))
+        else:
+            params.append(np.vstack([cal.X_thresholds_, cal.y_thresholds_]))
+    return _CalibratedFastPath(linear, inner.method, params)
+
+
+def _fast_path(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    return _linear_fast_path(estimator) or _calibrated_fast_path(estimator)
+
+
 class ForecastModel:
     """A fitted direction classifier with what it needs to be used safely.
 
@@ -113,11 +172,11 @@ class ForecastModel:
         self.threshold_bps = threshold_bps
         self.tag = f"forecast-{kind}@dev"
         self.classes = [int(c) for c in getattr(estimator, "classes_", [0, 1, 2])]
-        self._fast = _linear_fast_path(estimator)
+        self._fast = _fast_path(estimator)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._fast = _linear_fast_path(self.estimator)
+        self._fast = _fast_path(self.estimator)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
