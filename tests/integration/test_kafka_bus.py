@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import require_shared
 from kafka_broker import TansuBroker, free_port
 from microstream.bus.dedup import EventDedup
-from microstream.bus.kafka import KafkaBus, KafkaSettings
+from microstream.bus.kafka import KafkaBus, KafkaSettings, read_tail
 from microstream.bus.protocol import Row, Topics, symbol_key
 from microstream.bus.topics import TopicMap
 from microstream.errors import BusError
@@ -241,3 +241,27 @@ def test_commands_fail_clearly_when_the_broker_is_down() -> None:
         assert done.returncode == 2, done.stderr[-2000:]
         assert f"Kafka broker at {address} is unreachable after 2 attempts" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_read_tail_bounds_by_count_and_time(broker: TansuBroker) -> None:
+    config = settings(broker, partitions=1)
+    bus = KafkaBus(config)
+    key = symbol_key(EX, "BTCUSDT")
+    for i in range(30):
+        bus.publish(Topics.ROWS, key, Row("features", EX, "BTCUSDT", {"ts": i}))
+    bus.flush()
+    time.sleep(1.0)
+    since_ms = int(time.time() * 1000)
+    time.sleep(0.2)
+    for i in range(30, 50):
+        bus.publish(Topics.ROWS, key, Row("features", EX, "BTCUSDT", {"ts": i}))
+    bus.close()
+    topic = [config.topics.for_table("features")]
+    every = read_tail(config, topic, 1000, bus.codec)
+    assert [d.message.values["ts"] for *_, d in every] == list(range(50))
+    # a suffix of at least the last 10 (tansu reports the high watermark of a
+    # partition as its last batch's base offset + 1, so more may come back)
+    last = [d.message.values["ts"] for *_, d in read_tail(config, topic, 10, bus.codec)]
+    assert last == list(range(last[0], 50)) and last[0] <= 40
+    recent = read_tail(config, topic, 1000, bus.codec, since_ms=since_ms)
+    assert [d.message.values["ts"] for *_, d in recent] == list(range(30, 50))

@@ -515,6 +515,21 @@ _librdkafka_log = logging.getLogger("microstream.bus.librdkafka")
 _librdkafka_log.addFilter(_RateLimit())
 
 
+def _offset_at(
+    consumer: Consumer, topic: str, partition: int, since_ms: int, high: int, timeout: float
+) -> int:
+    """The first offset stamped at or after ``since_ms`` (``high`` if none)."""
+    try:
+        (found,) = consumer.offsets_for_times(
+            [TopicPartition(topic, partition, since_ms)], timeout=timeout
+        )
+    except KafkaException as exc:
+        log.warning("offsets by time of %s[%d] unavailable: %s", topic, partition, exc)
+        return 0
+    offset = found.offset if found.error is None else 0
+    return high if offset < 0 else offset
+
+
 def _describe(partitions: list[TopicPartition]) -> str:
     by_topic: dict[str, list[int]] = defaultdict(list)
     for tp in partitions:
@@ -528,10 +543,12 @@ def read_tail(
     per_partition: int,
     codec: Codec,
     timeout: float = 30.0,
+    since_ms: int | None = None,
 ) -> list[tuple[str, str, int, Decoded]]:
-    """The last ``per_partition`` messages of every partition of ``topics``.
+    """The last messages of every partition of ``topics``.
 
-    Returns ``(kafka_topic, key, partition, decoded)`` in partition order; used by
+    At most ``per_partition`` per partition, and with ``since_ms`` (Unix ms)
+    only those the broker stamped at or after that time. Returns ``(kafka_topic, key, partition, decoded)`` in partition order; used by
     an engine that takes symbols over, to learn which outputs already exist.
     Undecodable messages are skipped (and counted by ``codec``).
     """
@@ -544,7 +561,7 @@ def read_tail(
         }
     )
     try:
-        return _read_tail(consumer, topics, per_partition, codec, timeout)
+        return _read_tail(consumer, topics, per_partition, codec, timeout, since_ms)
     finally:
         consumer.close()
 
@@ -555,9 +572,11 @@ def _read_tail(
     per_partition: int,
     codec: Codec,
     timeout: float,
+    since_ms: int | None,
 ) -> list[tuple[str, str, int, Decoded]]:
     metadata = consumer.list_topics(timeout=timeout)
     ends: dict[tuple[str, int], int] = {}
+    starts: dict[tuple[str, int], int] = {}
     assignment = []
     for name in topics:
         meta = metadata.topics.get(name)
@@ -565,21 +584,33 @@ def _read_tail(
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(name, partition), timeout=timeout
             )
-            if high > low:
+            start = max(low, high - per_partition)
+            if since_ms is not None and high > start:
+                start = max(start, _offset_at(consumer, name, partition, since_ms, high, timeout))
+            if high > start:
                 ends[(name, partition)] = high
-                assignment.append(TopicPartition(name, partition, max(low, high - per_partition)))
+                starts[(name, partition)] = start
+                assignment.append(TopicPartition(name, partition, start))
     out: list[tuple[str, str, int, Decoded]] = []
     if not assignment:
         return out
     consumer.assign(assignment)
     deadline = time.monotonic() + timeout
-    while ends and time.monotonic() < deadline:
-        for message in consumer.consume(num_messages=1000, timeout=0.2):
+    # Read to the high watermarks, then until the broker has nothing more to
+    # give (some brokers report a watermark below their real end).
+    idle = False
+    while (ends or not idle) and time.monotonic() < deadline:
+        messages = consumer.consume(num_messages=1000, timeout=0.2)
+        idle = not messages
+        for message in messages:
             if message.error() is not None:
                 continue
             where = (message.topic() or "", message.partition() or 0)
-            if (message.offset() or 0) + 1 >= ends.get(where, 0):
+            offset = message.offset() or 0
+            if offset + 1 >= ends.get(where, 0):
                 ends.pop(where, None)
+            if offset < starts.get(where, 0):
+                continue  # some brokers return the whole batch around the start
             try:
                 decoded = codec.decode(message.value() or b"")
             except CodecError:

@@ -37,6 +37,9 @@ from microstream.engine import MARKET_TOPICS, Engine, PipelineOptions
 
 log = logging.getLogger(__name__)
 
+PRIME_MARGIN_S = 120.0
+"""Extra seconds of output read back on a takeover (slow rebalances, clock skew)."""
+
 NOT_DEDUPLICATED = frozenset({"book_sync"})
 """Output tables whose rows describe this engine's own book, never a replay."""
 
@@ -253,8 +256,12 @@ class EngineService:
         started = time.monotonic()
         topics = self.settings.topics.subscription(Topics.ROWS)
         primed = 0
+        # The previous owner published, after its last commit, at most one commit
+        # interval of rows before it died; it died at most a session timeout ago.
+        window_s = self.settings.session_timeout_ms / 1000 + 3 * self.settings.commit_interval_s
+        since_ms = int(time.time() * 1000 - (window_s + PRIME_MARGIN_S) * 1000)
         for _topic, key, _partition, decoded in read_tail(
-            self.settings, topics, self.prime_tail, self.kafka.codec
+            self.settings, topics, self.prime_tail, self.kafka.codec, since_ms=since_ms
         ):
             row = decoded.message
             if not isinstance(row, Row) or row.table in NOT_DEDUPLICATED:
