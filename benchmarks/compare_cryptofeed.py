@@ -28,7 +28,6 @@ import gc
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from microstream.bench import _run_once

@@ -16,7 +16,9 @@ def parse_speed(text: str) -> float | None:
     try:
         speed = float(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--speed must be 'max' or a number, not {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"--speed must be 'max' or a number, not {text!r}"
+        ) from exc
     if speed <= 0:
         raise argparse.ArgumentTypeError("--speed must be positive")
     return speed
