@@ -94,12 +94,13 @@ class MarketParams:
     fleeting_rate: float = 90.0  # short-lived orders per second per side, near the touch
     fleeting_life_ms: float = 400.0  # mean life of a fleeting order
     fleeting_distance: float = 8.0  # mean distance (ticks) of a fleeting order behind the touch
-    deep_size_mult: float = 4.0  # size multiplier of orders resting behind the touch
+    deep_size_mult: float = 2.0  # size multiplier of orders resting behind the touch
     top_cancel_rate: float = 8.0  # extra cancels per second at each touch
     top_cancel_imbalance: float = 0.9  # how much more the thin touch is cancelled
     jump_rate: float = 0.3  # repricings (quotes move to a new level) per second
     jump_scale_bps: float = 0.5  # Pareto scale of a repricing's size
     jump_alpha: float = 3.0  # Pareto tail exponent of a repricing's size
+    jump_max_bps: float = 15.0  # cap of a repricing's size
     jump_imbalance: float = 0.4  # up-probability slope in the L1 imbalance
     jump_skew: float = 0.2  # up-probability slope in the regime skew
     jump_hawkes: float = 0.12  # extra repricings per unit of market-order excitation
@@ -243,6 +244,7 @@ class Market:
         self._dist_max = max(2, int(self.params.distance_max_bps * ticks_per_bps))
         self._jump_min = max(1.0, self.params.jump_scale_bps * ticks_per_bps)
         self._ticks_per_100bps = 100.0 * ticks_per_bps
+        self._jump_max = max(1.0, self.params.jump_max_bps * ticks_per_bps)
         self.base = mid_tick - _WINDOW // 2
         self._q = [[0] * _WINDOW, [0] * _WINDOW]  # [asks, bids] lots per index
         self._fw = [_Fenwick(), _Fenwick()]
@@ -430,7 +432,8 @@ class Market:
         disappear (the first one partly by a sweeping market order).
         """
         p = self.params
-        d = int(self._jump_min * rp.aggression * (1.0 - self._u()) ** (-1.0 / p.jump_alpha))
+        d = self._jump_min * rp.aggression * (1.0 - self._u()) ** (-1.0 / p.jump_alpha)
+        d = int(min(d, self._jump_max))
         ia, ib = self._best
         if up:
             new_ask, new_bid, stale = ia + d, ia + d - 1, 0
