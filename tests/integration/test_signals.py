@@ -131,3 +131,11 @@ def test_signals_rows_land_in_the_lake(tmp_path: Path) -> None:
     )
     assert frame["hmm_state"].null_count() == 97
     assert frame["symbol"].unique().to_list() == ["BTCUSDT"]
+
+
+def test_future_bars_never_change_past_signals() -> None:
+    bars = regime_bars(190)
+    short = signals_batch(bars.head(150), policy=POLICY)
+    full = signals_batch(bars, policy=POLICY)
+    assert full.head(150).equals(short)
+    assert short["hmm_status"].to_list().count("refitted") == 1  # a refit inside the prefix

@@ -35,6 +35,10 @@ BULLISH_EXTREME = "bullish_extreme"
 BEARISH_EXTREME = "bearish_extreme"
 STATE_NAMES: tuple[str, ...] = (NORMAL, BULLISH_EXTREME, BEARISH_EXTREME)
 MOMENTUM_INDEX = FEATURE_NAMES.index("momentum")
+COVAR_FLOOR = 1e-3
+"""Added to every covariance's diagonal after a fit (the inputs are z-scores, of
+unit scale): a state that captured a single outlier bar keeps a usable,
+positive-definite covariance instead of failing the fit."""
 
 
 def name_states(means: FloatArray) -> tuple[str, ...]:
@@ -135,7 +139,7 @@ class GaussianHMM:
             startprob=np.asarray(model.startprob_, dtype=np.float64),
             transmat=np.asarray(model.transmat_, dtype=np.float64),
             means=means,
-            covars=np.asarray(model.covars_, dtype=np.float64),
+            covars=np.asarray(model.covars_, dtype=np.float64) + COVAR_FLOOR * np.eye(x.shape[1]),
             names=name_states(means),
         )
         return score, fitted
