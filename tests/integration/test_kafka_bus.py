@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import require_shared
 from kafka_broker import TansuBroker, free_port
+from microstream.bus.codec import Codec
 from microstream.bus.dedup import EventDedup
 from microstream.bus.kafka import KafkaBus, KafkaSettings, read_tail
 from microstream.bus.protocol import Row, Topics, symbol_key
@@ -265,3 +266,16 @@ def test_read_tail_bounds_by_count_and_time(broker: TansuBroker) -> None:
     assert last == list(range(last[0], 50)) and last[0] <= 40
     recent = read_tail(config, topic, 1000, bus.codec, since_ms=since_ms)
     assert [d.message.values["ts"] for *_, d in recent] == list(range(30, 50))
+
+
+def test_ingest_command_runs_the_simulator(broker: TansuBroker) -> None:
+    prefix = f"sim{uuid.uuid4().hex[:6]}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "MICROSTREAM_KAFKA_TOPIC_PREFIX": prefix}
+    done = run_cli(["ingest", "--source", "sim", "--symbols", "BTCUSDT", "--duration", "4"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["exchange"] == "binance" and summary["events"]["Trade"] > 0
+    assert summary["published"] == summary["delivered"]
+    config = settings(broker, topics=TopicMap(prefix=prefix))
+    truth = read_tail(config, [config.topics.for_table("sim_truth")], 1000, Codec())
+    assert truth and all(d.message.table == "sim_truth" for *_, d in truth)
