@@ -279,12 +279,60 @@ class LiveRun:
     def _make_bus(self) -> Bus:
         if self.options.bus == "memory":
             return MemoryBus()
-        if self.options.bus == "kafka":
-            raise ConfigError(
-                "microstream run --bus kafka runs the services in one process: use "
-                "`microstream ingest` and `microstream engine` (see docs/distributed.md)"
-            )
         raise ConfigError(f"unknown bus {self.options.bus!r} (memory or kafka)")
+
+    def service_commands(self) -> list[list[str]]:
+        """``--bus kafka``: the ingest and engine services this run starts."""
+        opts = self.options
+        base = [sys.executable, "-m", "microstream.cli"]
+        ingest = [*base, "ingest", "--source", opts.source, "--symbols", ",".join(opts.symbols)]
+        if opts.source == "replay":
+            ingest += ["--captures", *opts.captures]
+            ingest += ["--speed", "max" if opts.speed is None else str(opts.speed)]
+        if opts.source == "sim":
+            ingest += ["--seed", str(opts.seed)]
+        port = opts.api_port or self.settings.api_port
+        engine = [*base, "engine", "--data-dir", str(opts.data_dir), "--api-port", str(port)]
+        if self.simulated:
+            engine.append("--simulated")
+        return [ingest, engine]
+
+    def run_services(self) -> int:
+        """``--bus kafka``: ingest and one engine as child processes over the brokers."""
+        import subprocess
+
+        procs = [subprocess.Popen(cmd) for cmd in self.service_commands()]
+        port = self.options.api_port or self.settings.api_port
+        dashboard = self._start_dashboard(f"http://127.0.0.1:{port}")
+        if dashboard is not None:
+            procs.append(dashboard)
+        restore = self._install_signals()
+        deadline = (
+            float("inf")
+            if self.options.duration is None
+            else time.monotonic() + self.options.duration
+        )
+        code = 0
+        try:
+            while not self._stop.wait(0.5):
+                failed = [p for p in procs if p.poll() not in (None, 0)]
+                if failed:
+                    code = failed[0].returncode or 1
+                    self.stop(f"a service exited with code {code}")
+                if time.monotonic() >= deadline:
+                    self.stop("duration reached")
+        finally:
+            restore()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        log.info("stopped: %s", self._stop_reason or "done")
+        return code
 
     # ---------------------------------------------------------------- run
     def run(self) -> int:
@@ -297,6 +345,8 @@ class LiveRun:
         self.resolve_source()
         market = self.market()
         exchange_of(market)  # fails early on an unknown market
+        if self.options.bus == "kafka":
+            return self.run_services()
         bus = self._make_bus()
         options = PipelineOptions(
             grid_ms=self.settings.grid_ms, simulated=self.simulated, settings=self.settings
