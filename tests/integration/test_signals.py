@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from conftest import require_shared
+from microstream.archive import import_archives
 from microstream.bus.protocol import Row
 from microstream.config import Settings
 from microstream.models.fitting import RefitPolicy
@@ -139,3 +141,16 @@ def test_future_bars_never_change_past_signals() -> None:
     full = signals_batch(bars, policy=POLICY)
     assert full.head(150).equals(short)
     assert short["hmm_status"].to_list().count("refitted") == 1  # a refit inside the prefix
+
+
+def test_signals_on_real_bars_imported_from_a_tardis_file(tmp_path: Path) -> None:
+    source = require_shared("tardis/binance-futures_trades_BTCUSDT_20200222.csv")
+    import_archives([source], tmp_path, "BTCUSDT", "usdm")
+    bars = pl.read_parquet(str(tmp_path / "bars_1m/**/*.parquet")).sort("ts")
+    out = signals_batch(bars, policy=RefitPolicy(warmup=40, refit_every=20, window=80))
+    assert out.height == bars.height
+    ready = out.filter(pl.col("hmm_state").is_not_null())
+    assert ready.height == bars.height - (38 + 39)
+    assert set(ready["hmm_state"].to_list()) <= STATES
+    assert ready["anomaly"].sum() >= 1  # real minutes do have outliers
+    assert (ready["anomaly"] == (ready["anomaly_score"] > 0)).all()
