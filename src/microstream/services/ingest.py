@@ -207,9 +207,9 @@ class IngestService:
         return self._tap.skipped
 
     def close(self) -> None:
-        """Flush the bus and finish the recording."""
+        """Flush and close the bus, and finish the recording."""
         try:
-            self.bus.flush()
+            self.bus.close()
         finally:
             if self.recorder is not None:
                 self.recorder.close()
