@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_data_arguments(parser)
     parser.add_argument("--out", default="reports", help="report directory")
+    parser.add_argument(
+        "--sim-seconds",
+        type=float,
+        default=0.0,
+        help="also simulate this many seconds and score the regime detector against the "
+        "simulator's true regimes (balanced accuracy)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -68,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     from microstream.evaluation.report import write_report
     from microstream.evaluation.runner import run
 
-    result = run(request_from_args(args))
+    result = run(request_from_args(args, sim_seconds=args.sim_seconds))
     paths = write_report(result.evaluation, result.regime_report(), args.out)
     report = result.evaluation.report
     summary = {

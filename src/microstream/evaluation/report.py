@@ -179,7 +179,17 @@ def _regime_md(regime: dict[str, Any]) -> list[str]:
     if regime.get("sim") is not None:
         sim = regime["sim"]
         lines += [
-            f"Simulated data: balanced accuracy vs `sim_truth` = {_f(sim['balanced_accuracy'])} over {sim['points']} points.",
+            f"Simulated lake: balanced accuracy vs `sim_truth` = {_f(sim['balanced_accuracy'])} "
+            f"over {sim['points']} points.",
+            "",
+        ]
+    if regime.get("sim_run") is not None:
+        run = regime["sim_run"]
+        recall = ", ".join(f"{k} {v:.2f}" for k, v in run["recall"].items())
+        lines += [
+            f"Simulator run (seed {run['seed']}, {run['seconds']:g} s): balanced accuracy "
+            f"{_f(run['balanced_accuracy'])}, accuracy {_f(run['accuracy'])} over {run['points']} "
+            f"points; recall {recall}; {run['regime_changes']} regime changes.",
             "",
         ]
     lines += [

@@ -27,6 +27,8 @@ class EvalRequest:
     threshold_bps: float = 1.0
     folds: int = 5
     candidates: tuple[str, ...] = BASE_CANDIDATES
+    sim_seconds: float = 0.0
+    sim_seed: int = 7
 
 
 @dataclass
@@ -46,6 +48,15 @@ class EvalRun:
             features = pl.concat([features, self.holdout], how="diagonal_relaxed")
         report = regime_report(features, self.request.horizon_s)
         report["sim"] = sim_accuracy(detect_regimes(features), self.tables["sim_truth"])
+        if self.request.sim_seconds > 0:
+            from microstream.models.regime_eval import evaluate_regimes, simulate_features
+
+            sim = simulate_features(self.request.sim_seed, self.request.sim_seconds)
+            report["sim_run"] = {
+                "seed": self.request.sim_seed,
+                "seconds": self.request.sim_seconds,
+                **evaluate_regimes(sim),
+            }
         return report
 
 
