@@ -179,10 +179,10 @@ def run_engine(args: argparse.Namespace) -> int:
         simulated=simulated,
         settings=settings,
     )
-    _preload(options)
     # offsets are committed (and the lake flushed) every MICROSTREAM_FLUSH_SECONDS
     overrides["commit_interval_s"] = settings.flush_seconds
     service = EngineService(KafkaSettings.from_env(**overrides), options, name=args.name)
+    _preload(options)  # after connecting: a broker that is down fails fast
     store = LiveStateStore(source="kafka", simulated=simulated)
     store.set_health_provider(service.health)
     service.attach(Topics.ROWS, store.on_message)
