@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from microstream.book.sync import BookSynchronizer, ContinuityRule, SyncState
+from microstream.book.sync import BookSynchronizer, ContinuityRule
 from microstream.bus.protocol import Bus, Row, Topics, symbol_key
 from microstream.events import (
     BestBidAsk,
@@ -128,6 +128,7 @@ class SymbolPipeline:
         self._extra: dict[str, Any] = {"simulated": True} if self.options.simulated else {}
         self.last_ticker: BestBidAsk | None = None
         self._last_trade_id = -1
+        self._last_trade_ts = -1
         market = MARKET_BY_EXCHANGE.get(exchange, "spot")
         self.sync = BookSynchronizer(
             exchange,
@@ -199,12 +200,14 @@ class SymbolPipeline:
             stats.partial_books += 1
 
     def _on_trade(self, trade: Trade) -> None:
-        # Trade ids increase per symbol: a repeated id is a duplicate (for example
-        # from the overlap of two connections during a roll-over), never a new trade.
-        if trade.trade_id <= self._last_trade_id:
+        # Trade ids increase per symbol: a repeated id at an exchange time already
+        # seen is a duplicate (e.g. the overlap of two connections in a roll-over).
+        # An id that goes back while exchange time moves on is a restarted source.
+        if trade.trade_id <= self._last_trade_id and trade.ts_event <= self._last_trade_ts:
             self.stats.duplicate_trades += 1
             return
         self._last_trade_id = trade.trade_id
+        self._last_trade_ts = trade.ts_event
         self.stats.trades += 1
         self._emit(trade_row(trade))
         if self.features is not None:
@@ -261,10 +264,9 @@ class SymbolPipeline:
         if self.features is not None:
             self.features.finish()
 
-    def invalidate(self, ts_recv: int, reason: str) -> None:
-        """Discard the book (for example after a reconnect or a rebalance)."""
-        if self.sync.state is SyncState.SYNCED:
-            self.sync.reset(ts_recv, reason)
+    def resync(self, ts_recv: int, reason: str) -> None:
+        """Discard the book and request a snapshot (after a reconnect or a rebalance)."""
+        self.sync.reset(ts_recv, reason)
 
     def live_state(self) -> dict[str, Any]:
         """The symbol's current state, for the API and the dashboard."""
@@ -374,6 +376,10 @@ class Engine:
         if pipe is None:
             pipe = self.pipeline(event.exchange, event.symbol)
         pipe.on_event(event)
+
+    def release(self, key: str) -> SymbolPipeline | None:
+        """Forget a symbol's pipeline (its partition moved to another engine)."""
+        return self.pipelines.pop(key, None)
 
     def finish(self) -> None:
         """End of stream for every symbol."""

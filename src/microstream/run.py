@@ -292,7 +292,16 @@ class LiveRun:
         if opts.source == "sim":
             ingest += ["--seed", str(opts.seed)]
         port = opts.api_port or self.settings.api_port
-        engine = [*base, "engine", "--data-dir", str(opts.data_dir), "--api-port", str(port)]
+        # one engine reads every partition directly: no group join to wait for
+        engine = [
+            *base,
+            "engine",
+            "--direct",
+            "--data-dir",
+            str(opts.data_dir),
+            "--api-port",
+            str(port),
+        ]
         if self.simulated:
             engine.append("--simulated")
         return [ingest, engine]
@@ -464,7 +473,7 @@ class LiveRun:
         now = time.time_ns()
         for pipe in engine.pipelines.values():
             if pipe.symbol in marker.symbols:
-                pipe.invalidate(now, "feed reconnected: frames may be missing")
+                pipe.resync(now, "feed reconnected: frames may be missing")
 
 
 class HealthReport:
