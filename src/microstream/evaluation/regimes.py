@@ -83,7 +83,11 @@ def _durations(regimes: pl.DataFrame, grid_s: float) -> dict[str, dict[str, floa
 def regime_report(
     features: pl.DataFrame, horizon_s: float = 10.0, grid_s: float = 1.0
 ) -> dict[str, Any]:
-    """Durations and mean forward return (bps, at ``horizon_s``) per detected regime."""
+    """Durations and mean forward return (bps, at ``horizon_s``) per detected regime.
+
+    ``t_stat`` is the mean over its standard error with an effective sample size
+    of ``n · grid_s / horizon_s`` (overlapping forward windows are not independent).
+    """
     regimes = detect_regimes(features)
     fwd = label_frame(features, horizon_s, 1.0, by=KEYS).select(*KEYS, "ts", "fwd_return")
     joined = regimes.join(fwd, on=[*KEYS, "ts"], how="left").filter(pl.col("regime").is_not_null())
@@ -102,7 +106,12 @@ def regime_report(
     }
     for row in by_regime.values():
         n, sd = row["n"], row["std_fwd_bps"]
-        row["t_stat"] = float(row["mean_fwd_bps"] / (sd / np.sqrt(n))) if n > 1 and sd else None
+        # consecutive grid points share most of their forward window: count
+        # about one independent observation per horizon
+        n_eff = max(1.0, n * grid_s / horizon_s)
+        row["n_eff"] = n_eff
+        ok = n_eff > 1 and sd
+        row["t_stat"] = float(row["mean_fwd_bps"] / (sd / np.sqrt(n_eff))) if ok else None
     report: dict[str, Any] = {
         "horizon_s": horizon_s,
         "rows": joined.height,

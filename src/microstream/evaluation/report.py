@@ -195,7 +195,7 @@ def _regime_md(regime: dict[str, Any]) -> list[str]:
     lines += [
         f"Real data has no true regime: durations and forward returns ({regime['horizon_s']:g} s) per detected regime, {regime['rows']} rows.",
         "",
-        "| regime | share | episodes | mean duration s | median s | n | mean fwd bp | sd bp | t | share fwd>0 |",
+        "| regime | share | episodes | mean duration s | median s | n | mean fwd bp | sd bp | t (overlap-adj.) | share fwd>0 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, share in regime.get("share", {}).items():
