@@ -50,6 +50,10 @@ def _figure(
     base: dict[str, Any] = {
         "title": {"text": title, "x": 0.01, "font": {"size": 14}},
         "height": height,
+        # A provisional width: Streamlit hides a Plotly chart while its layout has
+        # no width and then sets the container's width; giving one keeps the chart
+        # visible through every refresh (no blink).
+        "width": 800,
         "margin": {"l": 10, "r": 10, "t": 36, "b": 10},
         "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
         "hovermode": "x unified" if time_axis else "closest",

@@ -42,6 +42,9 @@ BUILTIN: dict[str, str] = {
 }
 """Fallback texts when ``docs/features.md`` cannot be found."""
 
+NOT_FEATURES = frozenset({"ts"})
+"""Sections of ``features.md`` that describe no live value (left out of the page)."""
+
 _HEADING = re.compile(r"^##\s+`?([a-z][a-z0-9_]*)`?(?:\s*$|[\s:(—–-])")
 
 
@@ -89,7 +92,7 @@ def load_texts(paths: list[Path] | None = None) -> tuple[dict[str, str], str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        sections = parse_sections(text)
+        sections = {k: v for k, v in parse_sections(text).items() if k not in NOT_FEATURES}
         if sections:
             return {**{k: v for k, v in BUILTIN.items() if k not in sections}, **sections}, str(
                 path

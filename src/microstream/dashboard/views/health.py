@@ -46,17 +46,31 @@ def status_row(doc: dict[str, Any]) -> None:
     cols[3].metric("Last row", ui.number(doc.get("last_row_age_s"), "{:.1f} s ago"))
 
 
+def _feed_value(doc: dict[str, Any], key: str) -> Any:
+    """``key`` from the ``feed`` block of the health document, else from its top level."""
+    feed = doc.get("feed")
+    if isinstance(feed, dict) and feed.get(key) is not None:
+        return feed[key]
+    return doc.get(key)
+
+
+def _total(value: Any) -> Any:
+    """A count, or the sum of a mapping of counts (e.g. rejected messages by reason)."""
+    if isinstance(value, dict):
+        return sum(v for v in value.values() if isinstance(v, int | float))
+    return value
+
+
 def feed_row(doc: dict[str, Any], trades: pd.DataFrame) -> None:
     """Feed connection, message rate, reconnects, latency."""
     st.subheader("Feed")
-    raw_feed = doc.get("feed")
-    feed: dict[str, Any] = raw_feed if isinstance(raw_feed, dict) else {}
-    connected = feed.get("connected")
+    connected = _feed_value(doc, "connected")
     cols = st.columns(5)
     cols[0].metric("Connection", "connected" if connected else "—" if connected is None else "down")
-    cols[1].metric("Messages/s", ui.number(feed.get("messages_per_s"), "{:,.1f}"))
-    cols[2].metric("Last message", ui.number(feed.get("last_message_age_s"), "{:.2f} s ago"))
-    cols[3].metric("Reconnects", ui.number(feed.get("reconnects"), "{:,.0f}"))
+    cols[1].metric("Messages/s", ui.number(_feed_value(doc, "messages_per_s"), "{:,.1f}"))
+    age = _feed_value(doc, "last_message_age_s")
+    cols[2].metric("Last message", ui.number(age, "{:.2f} s ago"))
+    cols[3].metric("Reconnects", ui.number(_feed_value(doc, "reconnects"), "{:,.0f}"))
     latency = None
     if not trades.empty and {"ts_event", "ts_recv"} <= set(trades.columns):
         latency = float(((trades["ts_recv"] - trades["ts_event"]) / 1e6).median())
@@ -89,9 +103,15 @@ def book_section(doc: dict[str, Any], ctx: ui.Context, sync_rows: pd.DataFrame) 
 def queues_section(doc: dict[str, Any]) -> None:
     """Queue depths and dropped or rejected messages."""
     st.subheader("Queues and drops")
-    cols = st.columns(2)
-    cols[0].metric("Dropped", ui.number(doc.get("dropped"), "{:,.0f}"))
-    cols[1].metric("Rejected", ui.number(doc.get("rejected"), "{:,.0f}"))
+    depths = {k: v for k, v in doc.items() if k.endswith("queue_depth")}
+    cols = st.columns(2 + len(depths))
+    cols[0].metric("Dropped", ui.number(_total(doc.get("dropped")), "{:,.0f}"))
+    rejected = doc.get("rejected")
+    if isinstance(rejected, dict):  # counts by outcome: everything but "ok" was rejected
+        rejected = {k: v for k, v in rejected.items() if k != "ok"}
+    cols[1].metric("Rejected", ui.number(_total(rejected) or 0, "{:,.0f}"))
+    for col, (name, value) in zip(cols[2:], depths.items(), strict=True):
+        col.metric(name.replace("_", " ").capitalize(), ui.number(value, "{:,.0f}"))
     queues = doc.get("queues")
     if isinstance(queues, dict) and queues:
         rows = [
@@ -99,6 +119,8 @@ def queues_section(doc: dict[str, Any]) -> None:
             for name, q in queues.items()
         ]
         st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, width="stretch")
+    if isinstance(rejected, dict) and rejected:
+        st.caption("Rejected by reason: " + ", ".join(f"{k} {v}" for k, v in rejected.items()))
 
 
 def models_section(doc: dict[str, Any], live: dict[str, Any]) -> None:
