@@ -116,6 +116,8 @@ def test_corrupt_model_file_is_reported_not_fatal(model_dir: Path, tmp_path: Pat
     path.write_bytes(path.read_bytes()[:-10])
     engine = ModelEngine("binance", "BTCUSDT", lambda r: None, Settings(), directory, None)
     assert any("corrupt" in e for e in engine.model_errors)
+    # falls back to the shipped default rather than running without a forecast
+    assert engine.forecaster.model is not None
     engine.on_row(Row("features", "binance", "BTCUSDT", {"ts": 0, "mid": 1.0}))
     assert engine.errors == 0
 

@@ -28,7 +28,7 @@ from microstream.errors import MicroStreamError
 from microstream.models.forecast_features import OFI_MIN_COUNT, RETURN_LAGS_S
 from microstream.models.predictor import DirectionForecaster, ForecastModel, load_forecast_model
 from microstream.models.regime import RegimeDetector
-from microstream.models.registry import resolve_model
+from microstream.models.registry import default_models_dir, latest_model, resolve_model
 from microstream.models.scorecard import ForecastScorecard
 from microstream.models.signals import SignalEngine, SignalModels
 
@@ -158,22 +158,32 @@ class ModelEngine:
 
         The forecaster's input state and the scorecard are kept; a file that
         fails to load (corrupt, wrong features) is logged and the current model
-        stays in use.
+        stays in use (at start-up, when there is none yet, the shipped default).
         """
         path = resolve_model(FORECAST_MODEL_NAME, self.models_dir)
         stamp = _file_stamp(path)
         if stamp is None or stamp == self._forecast_stamp:
             return False
         self._forecast_stamp = stamp
-        try:
-            model: ForecastModel = load_forecast_model(stamp[0])
-        except MicroStreamError as exc:
-            self.model_errors.append(f"forecast: {exc}")
-            log.error("%s %s: forecast model not loaded: %s", self.exchange, self.symbol, exc)
+        model = self._load_forecast(stamp[0])
+        if model is None and self.forecaster.model is None:
+            fallback = latest_model(default_models_dir(), FORECAST_MODEL_NAME)
+            if fallback is not None and str(fallback) != stamp[0]:
+                log.warning("%s %s: using the shipped default forecast", self.exchange, self.symbol)
+                model = self._load_forecast(str(fallback))
+        if model is None:
             return False
         self.forecaster.set_model(model)
         log.info("%s %s: forecast model %s loaded", self.exchange, self.symbol, model.tag)
         return True
+
+    def _load_forecast(self, path: str) -> ForecastModel | None:
+        try:
+            return load_forecast_model(path)
+        except MicroStreamError as exc:
+            self.model_errors.append(f"forecast: {exc}")
+            log.error("%s %s: forecast model not loaded: %s", self.exchange, self.symbol, exc)
+            return None
 
     # -- state -------------------------------------------------------------------
 
