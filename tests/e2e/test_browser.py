@@ -205,7 +205,7 @@ def test_live_page_renders_and_refreshes_in_place(page: Page) -> None:
     text = body_text(page)
     for panel in ("Live market", "Price ladder", "Forecast", "Live scorecard"):
         assert panel in text
-    for label in ("Mid", "Spread", "Imbalance L1", "Regime"):
+    for label in ("Mid", "Spread (bps)", "Imbalance L1", "Regime"):
         assert page.get_by_text(label, exact=True).count() >= 1
     page.evaluate("window.__not_reloaded = true")
     first_value = page.locator("[data-testid='stMetricValue']").first.inner_text()

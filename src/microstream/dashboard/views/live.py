@@ -10,6 +10,14 @@ from microstream.dashboard import components as ui
 PRICE_WINDOW = 600  # feature rows (grid seconds) on the time-series panels
 TRADES_WINDOW = 2000
 
+REGIME_SHORT = {
+    "strongly_bullish": "strong bull",
+    "bullish": "bull",
+    "neutral": "neutral",
+    "bearish": "bear",
+    "strongly_bearish": "strong bear",
+}
+
 st.title("Live market")
 
 
@@ -37,12 +45,12 @@ def show_panels(ctx: ui.Context) -> None:
     st.subheader(f"{ctx.symbol} · {ctx.exchange} · source `{ctx.source}`")
     cols = st.columns(6)
     cols[0].metric("Mid", ui.number(feat.get("mid")))
-    cols[1].metric("Spread", ui.number(feat.get("spread_bps"), "{:.2f} bps"))
+    cols[1].metric("Spread (bps)", ui.number(feat.get("spread_bps"), "{:.2g}"))
     micro, mid = feat.get("microprice"), feat.get("mid")
     gap = micro - mid if isinstance(micro, float) and isinstance(mid, float) else None
     cols[2].metric("Microprice − mid", ui.number(gap, "{:+.4f}"))
     cols[3].metric("Imbalance L1", ui.number(feat.get("imbalance_l1"), "{:+.2f}"))
-    cols[4].metric("Regime", str(regime.get("regime", "—")).replace("_", " "))
+    cols[4].metric("Regime", REGIME_SHORT.get(str(regime.get("regime")), "—"))
     cols[5].metric("Forecast", str((prediction or {}).get("label", "—")))
 
     features = data.table_frame(ctx.base, ctx.exchange, ctx.symbol, "features", PRICE_WINDOW)
