@@ -52,6 +52,7 @@ ALL_STREAMS: tuple[str, ...] = (
 """Stream kinds the simulator publishes per symbol (``<symbol>@<kind>``)."""
 
 WINDOW_MS = 100
+_WALL_LEAD_MS = 2  # wall-clock pacing: a frame goes out 2 ms after its exchange time
 TRUTH_TABLE = "sim_truth"
 EXCHANGE = "binance"
 
@@ -154,7 +155,11 @@ class SimFeed:
         speed: pacing of :meth:`frames` (1.0 = real time, 2.0 twice as fast,
             ``None`` = as fast as possible).
         start_ms: exchange time (Unix ms) of the first window; ``None`` = the
-            wall clock (whole second) when the simulation is first used.
+            wall clock (rounded up to the 100 ms window) when the simulation is
+            first used. With a wall-clock start and ``speed=1.0``, :meth:`frames`
+            publishes each frame when the wall clock reaches its exchange time
+            (frames due during the warm-up go out at once), so exchange and
+            receive times agree within the scheduling delay.
         streams: stream kinds to publish (default :data:`ALL_STREAMS`).
         on_truth: called with a ``sim_truth`` :class:`Row` per symbol at every
             whole second of exchange time, once that second's frames are out.
@@ -181,6 +186,7 @@ class SimFeed:
         self.on_truth = on_truth
         self.params = params
         self.frames_yielded = 0
+        self._wall_clock = start_ms is None
         self._sims: dict[str, _SymbolSim] = {}
         self._window_end = 0
 
@@ -197,7 +203,8 @@ class SimFeed:
     def _ensure(self) -> dict[str, _SymbolSim]:
         if not self._sims:
             if self.start_ms is None:
-                self.start_ms = time.time_ns() // 1_000_000_000 * 1000
+                now_ms = time.time_ns() // 1_000_000
+                self.start_ms = -(-now_ms // WINDOW_MS) * WINDOW_MS
             start = self.start_ms = self.start_ms // WINDOW_MS * WINDOW_MS
             for symbol in self.symbols:
                 self._sims[symbol] = _SymbolSim(symbol, self.seed, start, self.params, self.kinds)
@@ -244,7 +251,13 @@ class SimFeed:
     # ---------------------------------------------------------- async API
 
     async def frames(self) -> AsyncIterator[Frame]:
-        """Frames paced by :attr:`speed` on the running event loop."""
+        """Frames paced by :attr:`speed` on the running event loop.
+
+        Pacing is anchored on the first frame, except for a wall-clock start at
+        ``speed=1.0``: then a frame goes out when the wall clock reaches its
+        exchange time (its ``E``), so the receive-minus-exchange latency a
+        client measures is the real delivery delay, not the warm-up.
+        """
         loop = asyncio.get_running_loop()
         anchor: tuple[float, int] | None = None
         for count, (ts, stream, data) in enumerate(self._timed(), start=1):
@@ -252,6 +265,12 @@ class SimFeed:
             if self.speed:
                 if anchor is None:
                     anchor = (loop.time(), ts)
+                    if self._wall_clock and self.speed == 1.0:
+                        # the loop time at which the wall clock reads ``ts`` + 2 ms:
+                        # a trade's ``E`` is ``T + 1`` and a frame may go out up
+                        # to 1 ms early, so no frame is received before its ``E``
+                        due = (ts + _WALL_LEAD_MS) / 1000.0 - time.time()
+                        anchor = (loop.time() + due, ts)
                 delay = anchor[0] + (ts - anchor[1]) / 1000.0 / self.speed - loop.time()
             if delay > 0.001:
                 await asyncio.sleep(delay)
