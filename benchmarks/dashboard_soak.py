@@ -118,6 +118,23 @@ def rss_mb(process: psutil.Process | None) -> float | None:
         return None
 
 
+def page_probe(page: Any) -> dict[str, Any]:
+    """What the tab shows: how many charts, the first headline value, any error text."""
+    try:
+        return dict(
+            page.evaluate(
+                """() => ({
+                    charts: document.querySelectorAll('.js-plotly-plot').length,
+                    first_value: (document.querySelector("[data-testid='stMetricValue']")
+                                  || {innerText: null}).innerText,
+                    error_text: /Traceback|Exception/.test(document.body.innerText),
+                })"""
+            )
+        )
+    except Exception as exc:  # a busy tab must not end the soak
+        return {"charts": None, "first_value": None, "error_text": f"probe failed: {exc}"}
+
+
 def slope_mb_per_hour(times: list[float], values: list[float]) -> float | None:
     half = len(times) // 2
     if len(times) - half < 3:
@@ -155,6 +172,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                         "elapsed_s": round(now - start, 1),
                         "streamlit_rss_mb": rss_mb(streamlit),
                         "engine_rss_mb": rss_mb(engine.process),
+                        **page_probe(page),
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
@@ -187,6 +205,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "streamlit_rss_last_mb": round(st[-1], 1) if st else None,
         "streamlit_rss_max_mb": round(max(st), 1) if st else None,
         "streamlit_rss_slope_mb_per_h_second_half": slope_mb_per_hour(times, st),
+        "distinct_first_values": len({r.get("first_value") for r in rows}),
+        "samples_with_error_text": sum(1 for r in rows if r.get("error_text") is True),
         "dashboard_exit_code": dashboard.returncode,
     }
 

@@ -21,7 +21,12 @@ Live keys the dashboard understands (all optional, any JSON-able value):
 - ``scorecard``: live forecast scorecard, e.g. ``{"n": 120, "hit_rate": 0.41,
   "log_loss": 1.02, "brier": 0.6, "baseline_hit_rate": 0.33}``;
 - ``model``: model info, e.g. ``{"name": "logreg", "version": "2024-08-08"}``;
-- ``warmup``: ``{"done": 40, "needed": 300}`` (grid points before models are ready).
+- ``warmup``: ``{"done": 40, "needed": 300}`` or fractions per model in [0, 1];
+- ``book``: sync state of the book (``book_state``, ``gaps``, ``resyncs``...);
+- ``features_live``: the feature values after the latest book event.
+
+:meth:`LiveStateStore.update_from_engine` fills these from
+:meth:`microstream.engine.Engine.live_state`.
 """
 
 from __future__ import annotations
