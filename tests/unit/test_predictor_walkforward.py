@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from microstream.errors import MicroStreamError
+from microstream.errors import MicroStreamError, ModelError
 from microstream.evaluation.baselines import BASELINES, baseline_probs, class_frequencies
 from microstream.evaluation.dataset import build_dataset
 from microstream.evaluation.metrics import (
@@ -17,11 +18,14 @@ from microstream.evaluation.metrics import (
     brier,
     ece,
     log_loss,
+    log_loss_margin,
     macro_f1,
 )
 from microstream.evaluation.selection import (
+    BOOK_FEATURES,
     fit_candidate,
     inference_micros,
+    mirrored,
     parse_candidate,
     select_best,
     walk_forward,
@@ -29,6 +33,8 @@ from microstream.evaluation.selection import (
 from microstream.evaluation.synthetic import synthetic_features
 from microstream.evaluation.walkforward import walk_forward_splits
 from microstream.models.forecast_features import FEATURE_NAMES
+from microstream.models.predictor import ForecastModel, load_forecast_model
+from microstream.models.registry import latest_model, save_model
 
 S = 1_000_000_000
 
@@ -174,3 +180,78 @@ def test_calibrated_fast_path_matches_sklearn(method: str) -> None:
     np.testing.assert_allclose(model.predict_proba(data.x), slow, atol=1e-9)
     one = model.predict_proba_one(data.x[3])
     assert one == pytest.approx(tuple(slow[3]), abs=1e-9)
+
+
+def test_mirrored_rows_flip_signed_inputs_and_swap_up_down() -> None:
+    features = ("micro_dev_bps", "vol_1m_bps", "recent_up_logshare", "recent_down_logshare")
+    x = np.array([[1.5, 3.0, -0.5, -2.0]])
+    xm, ym = mirrored(x, np.array([0]), features)
+    np.testing.assert_array_equal(xm, [[1.5, 3.0, -0.5, -2.0], [-1.5, 3.0, -2.0, -0.5]])
+    assert ym.tolist() == [0, 2]
+    assert mirrored(x, np.array([1]), features)[1].tolist() == [1, 1]
+
+
+def test_symmetric_candidate_is_uniform_at_the_centre_and_mirror_symmetric() -> None:
+    frame = synthetic_features(900, seed=12)
+    data = build_dataset(frame)
+    model = fit_candidate("symlogistic_book_c0.01", data, 10, 1.0)
+    assert model.used_features == BOOK_FEATURES
+    assert model._fast is not None  # numpy fast path, as the plain logistic
+    centre = np.zeros(len(FEATURE_NAMES))
+    assert model.predict_proba_one(centre) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    x = data.x[:50]
+    flipped = x.copy()
+    for name in BOOK_FEATURES:
+        flipped[:, FEATURE_NAMES.index(name)] *= -1
+    p, q = model.predict_proba(x), model.predict_proba(flipped)
+    np.testing.assert_allclose(p[:, [2, 1, 0]], q, atol=1e-9)
+    # it still finds the synthetic edge: up is more likely when the book leans up
+    lean = centre.copy()
+    lean[FEATURE_NAMES.index("imbalance_l1")] = 0.8
+    up, _, down = model.predict_proba_one(lean)
+    assert up > down
+
+
+def test_a_model_saved_with_the_older_input_layout_still_loads(tmp_path: Path) -> None:
+    old_names = FEATURE_NAMES[:12]  # the layout before the resolved-label inputs
+    data = build_dataset(synthetic_features(600, seed=13))
+    fitted = fit_candidate("logistic_compact_c0.01", data, 10, 1.0)
+    old = ForecastModel(
+        fitted.estimator, "logistic_compact_c0.01", old_names, 10, 1.0, fitted.used_features
+    )
+    expected = old.predict_proba(data.x[:20, :12])
+    save_model(old, tmp_path, "forecast", "logistic", {"feature_names": list(old_names)})
+    loaded = load_forecast_model(str(latest_model(tmp_path, "forecast")))
+    assert loaded.feature_names == FEATURE_NAMES
+    np.testing.assert_allclose(loaded.predict_proba(data.x[:20]), expected)
+    unknown = ForecastModel(fitted.estimator, "x", ("a", "b", "c", "d", "e"), 10, 1.0)
+    save_model(unknown, tmp_path, "forecast", "logistic", {})
+    with pytest.raises(ModelError):
+        load_forecast_model(str(latest_model(tmp_path, "forecast")))
+
+
+def test_a_model_with_another_horizon_restarts_the_resolved_label_inputs() -> None:
+    from microstream.bus.protocol import Row
+    from microstream.models.predictor import DirectionForecaster
+
+    data = build_dataset(synthetic_features(400, seed=14), horizon_s=5.0, threshold_bps=0.5)
+    model = fit_candidate("symlogistic_book_c0.01", data, 5.0, 0.5)
+    out: list[Row] = []
+    forecaster = DirectionForecaster("binance", "BTCUSDT", out.append, None, 10, 1.0)
+    assert forecaster.inputs.horizon_s == 10
+    forecaster.set_model(model)
+    assert (forecaster.inputs.horizon_s, forecaster.inputs.threshold_bps) == (5.0, 0.5)
+
+
+def test_log_loss_margin_sign_and_interval() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 600)
+    good = np.full((600, 3), 0.2)
+    good[np.arange(600), y] = 0.6
+    uniform = np.full((600, 3), 1 / 3)
+    m = log_loss_margin(y, good, uniform)
+    assert m["diff"] == pytest.approx(log_loss(y, good) - log_loss(y, uniform))
+    assert m["lo"] <= m["diff"] <= m["hi"] < 0 and m["p_not_better"] == 0.0
+    same = log_loss_margin(y, uniform, uniform)
+    assert same["diff"] == 0.0 and same["lo"] == 0.0 and same["hi"] == 0.0
+    assert log_loss_margin(y, good, uniform) == m  # fixed seed: reproducible

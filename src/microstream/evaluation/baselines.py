@@ -2,6 +2,8 @@
 
 Every baseline gives probabilities, so it can be scored with log-loss:
 
+- ``uniform``: 1/3 for each class (needs no data at all; the reference the
+  symmetric candidates start from);
 - ``prior``: the training fold's class frequencies, the same for every row;
 - ``always_neutral``: argmax ``neutral``; as probabilities, ``neutral`` gets the
   training fold's neutral share and ``up``/``down`` split the rest evenly;
@@ -22,7 +24,7 @@ import numpy as np
 from microstream.models.forecast_features import FEATURE_NAMES
 
 SIGN_FEATURES = {"sign_microprice": "micro_dev_bps", "sign_ofi": "ofi_z"}
-BASELINES = ("prior", "always_neutral", *SIGN_FEATURES)
+BASELINES = ("uniform", "prior", "always_neutral", *SIGN_FEATURES)
 
 
 def class_frequencies(y: np.ndarray) -> np.ndarray:
@@ -50,6 +52,8 @@ def baseline_probs(
 ) -> np.ndarray:
     """Probabilities ``(n_test, 3)`` of baseline ``name`` fitted on the training rows."""
     n = len(x_test)
+    if name == "uniform":
+        return np.full((n, 3), 1.0 / 3.0)
     prior = class_frequencies(y_train)
     if name == "prior":
         return _constant(prior, n)

@@ -71,7 +71,7 @@ def build_dataset(
     labels = label_frame(frame, horizon_s, threshold_bps, by=KEYS).select(
         *KEYS, "ts", "fwd_return", "label", "label_code"
     )
-    inputs = forecast_feature_frame(frame, by=KEYS)
+    inputs = forecast_feature_frame(frame, KEYS, horizon_s, threshold_bps)
     joined = inputs.join(labels, on=[*KEYS, "ts"], how="inner")
     joined = joined.filter(pl.col("fc_valid") & pl.col("label_code").is_not_null())
     joined = joined.sort(["ts", *KEYS])

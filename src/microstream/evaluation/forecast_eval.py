@@ -18,7 +18,7 @@ import polars as pl
 
 from microstream.evaluation.baselines import BASELINES, baseline_probs, class_frequencies
 from microstream.evaluation.dataset import KEYS, Dataset, build_dataset
-from microstream.evaluation.metrics import all_metrics, class_shares, log_loss
+from microstream.evaluation.metrics import all_metrics, class_shares, log_loss, log_loss_margin
 from microstream.evaluation.regimes import detect_regimes
 from microstream.evaluation.selection import (
     BASE_CANDIDATES,
@@ -106,6 +106,16 @@ def _verdict(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"model_log_loss": model_ll, "beats": beats, "beats_all": all(beats.values())}
 
 
+MARGIN_REFERENCES = (ORACLE, "uniform")
+"""The forecasts the model's log-loss margin (with a bootstrap interval) is reported against."""
+
+
+def _margins(y: np.ndarray, model_p: np.ndarray) -> dict[str, dict[str, float]]:
+    """Model log-loss minus each reference's, with a block-bootstrap 95 % interval."""
+    refs = {ORACLE: _oracle(y), "uniform": np.full_like(model_p, 1.0 / 3.0)}
+    return {name: log_loss_margin(y, model_p, refs[name]) for name in MARGIN_REFERENCES}
+
+
 def _scored(y: np.ndarray, forecasts: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     metrics = {name: all_metrics(y, p) for name, p in forecasts.items()}
     metrics[ORACLE] = all_metrics(y, _oracle(y))
@@ -125,7 +135,8 @@ def _holdout(
         forecasts[name] = baseline_probs(name, train.x, train.y, data.x)
     metrics = _scored(data.y, forecasts)
     pairs = {name: (data.y, p) for name, p in forecasts.items()}
-    report = {"data": describe(data), "metrics": metrics, "verdict": _verdict(metrics)}
+    verdict = {**_verdict(metrics), "margins": _margins(data.y, forecasts[MODEL])}
+    report = {"data": describe(data), "metrics": metrics, "verdict": verdict}
     report["per_regime"] = _per_group(_regimes_of(features, data), pairs)
     report["per_symbol"] = _per_group(data.symbol.astype(object), pairs)
     return report, pairs
@@ -167,7 +178,10 @@ def evaluate_forecast(
             "failed": result.failed,
             "fit_seconds": result.fit_seconds,
         },
-        "walk_forward": {"metrics": metrics, "verdict": _verdict(metrics)},
+        "walk_forward": {
+            "metrics": metrics,
+            "verdict": {**_verdict(metrics), "margins": _margins(y_test, oos[MODEL])},
+        },
         "per_regime": _per_group(regimes, pairs),
         "per_symbol": _per_group(data.symbol[result.test_idx].astype(object), pairs),
         "inference": inference_micros(model, data.x),

@@ -104,3 +104,38 @@ def all_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
         "confusion": confusion(y, p).tolist(),
         "reliability": reliability(y, p),
     }
+
+
+def log_loss_margin(
+    y: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    block: int = 30,
+    n_boot: int = 2000,
+    seed: int = 7,
+) -> dict[str, float]:
+    """Log-loss of ``p`` minus that of ``q`` on the same rows, with a block-bootstrap interval.
+
+    Consecutive rows (in the order given, i.e. time) share most of their
+    ``h``-second label window, so rows are resampled in blocks of ``block``
+    consecutive rows (moving-block bootstrap, fixed ``seed``). Returns ``diff``
+    (negative: ``p`` is better), the 2.5 % and 97.5 % percentiles ``lo``/``hi``
+    of the resampled differences, and ``p_not_better``, the share of resamples
+    in which ``p`` is not better.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    rows = np.arange(len(y))
+    d = -np.log(np.clip(p[rows, y], EPS, 1.0)) + np.log(np.clip(q[rows, y], EPS, 1.0))
+    n = len(d)
+    block = max(1, min(block, n))
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(n_boot, -(-n // block)))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    means = d[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {
+        "diff": float(d.mean()),
+        "lo": float(lo),
+        "hi": float(hi),
+        "p_not_better": float(np.mean(means >= 0.0)),
+    }

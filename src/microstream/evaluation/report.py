@@ -15,7 +15,8 @@ from microstream.models.labels import CLASSES
 
 PLOTS = ("reliability.png", "confusion.png", "logloss_by_fold.png")
 BASELINE_TEXT = (
-    "Baselines are fitted on each training fold only: `prior` = the training fold's class "
+    "`uniform` = 1/3 for each class (no data needed). "
+    "The other baselines are fitted on each training fold only: `prior` = the training fold's class "
     "frequencies; `always_neutral` = argmax neutral, with neutral given the training fold's "
     "neutral share and up/down the rest split evenly; `sign_microprice` / `sign_ofi` = the sign "
     "of microprice − mid (of OFI), mapped to the class frequencies of training rows with the "
@@ -46,7 +47,26 @@ def _metrics_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def margin_text(verdict: dict[str, Any]) -> str:
+    """One sentence: the model's log-loss margin over each reference, with its interval."""
+    parts = [
+        f"{name} {m['diff']:+.4f} (95 % block-bootstrap interval {m['lo']:+.4f} to {m['hi']:+.4f})"
+        for name, m in verdict.get("margins", {}).items()
+    ]
+    if not parts:
+        return ""
+    return (
+        " Model log-loss minus reference (negative = model better): "
+        + "; ".join(parts)
+        + ". An interval that contains 0 means the difference is within the noise."
+    )
+
+
 def _verdict_text(verdict: dict[str, Any], where: str) -> str:
+    return _verdict_sentence(verdict, where) + margin_text(verdict)
+
+
+def _verdict_sentence(verdict: dict[str, Any], where: str) -> str:
     beats = verdict["beats"]
     lost = [n for n, ok in beats.items() if not ok]
     if not lost:

@@ -9,6 +9,16 @@ a frozen base model): the base is fitted on the first 75 % of the training
 fold (in time), the calibrator on the rest after a gap of one horizon. A
 calibrated variant is kept only if it lowers the pooled out-of-sample
 log-loss. All seeds are fixed.
+
+The *symmetric* logistic candidates (``symlogistic_*``) are fitted without
+intercepts on the training rows plus their mirror images (every signed input
+negated — book pressure, order flow, returns, VWAP deviation — the
+``recent_up``/``recent_down`` inputs swapped, and up/down labels swapped). At
+average inputs they predict exactly 1/3 for each class and all they learn is a
+tilt that is symmetric in up and down. The reason: the class mix of a session
+(how often the mid stays within ±θ, and whether it drifts up or down) changes
+from session to session, so an intercept fitted to the training rows' class
+prior costs more out of sample than it gains.
 """
 
 from __future__ import annotations
@@ -34,10 +44,37 @@ SEED = 7
 CALIBRATION_SHARE = 0.25
 COMPACT_FEATURES = ("micro_dev_bps", "imbalance_l1", "imbalance_l5", "ofi_z", "vol_1m_bps")
 """A small input set chosen for being venue-neutral: no spread, no returns, no VWAP."""
+BOOK_FEATURES = ("micro_dev_bps", "imbalance_l1", "imbalance_l5", "ofi_z")
+"""Book pressure and order flow only: the signed inputs of the compact set."""
+RESOLVED_FEATURES = (*BOOK_FEATURES, "recent_neutral_logshare", "recent_move_bps")
+"""Book pressure plus what the already-resolved labels say about the neutral share."""
+SIGNED_FEATURES = frozenset(
+    {
+        "micro_dev_bps",
+        "imbalance_l1",
+        "imbalance_l5",
+        "ofi_z",
+        "flow_imbalance_1m",
+        "ret_1s",
+        "ret_5s",
+        "ret_10s",
+        "vwap_dev_bps",
+    }
+)
+"""Inputs whose sign flips when the market is mirrored (up <-> down)."""
+SWAPPED_FEATURES = {
+    "recent_up_logshare": "recent_down_logshare",
+    "recent_down_logshare": "recent_up_logshare",
+}
+"""Inputs that trade places when the market is mirrored."""
 BASE_CANDIDATES = (
     "logistic_all_c1",
     "logistic_all_c0.01",
     "logistic_compact_c0.01",
+    "symlogistic_book_c0.003",
+    "symlogistic_book_c0.01",
+    "symlogistic_compact_c0.003",
+    "symlogistic_resolved_c0.003",
     "hgb_compact",
 )
 CALIBRATIONS = ("sigmoid", "isotonic")
@@ -54,6 +91,41 @@ def _logistic(c: float) -> Any:
             ("clf", LogisticRegression(C=c, max_iter=2000, random_state=SEED)),
         ]
     )
+
+
+def _logistic_no_intercept(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "clf",
+                LogisticRegression(C=c, max_iter=2000, random_state=SEED, fit_intercept=False),
+            ),
+        ]
+    )
+
+
+def mirrored(
+    x: np.ndarray, y: np.ndarray, features: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``x`` (columns ``features``) and labels ``y`` followed by their mirror images.
+
+    The mirror of a row negates :data:`SIGNED_FEATURES`, swaps
+    :data:`SWAPPED_FEATURES` and swaps the up/down labels (codes 0 and 2).
+    """
+    mirror = x.copy()
+    for j, name in enumerate(features):
+        if name in SIGNED_FEATURES:
+            mirror[:, j] = -x[:, j]
+        partner = SWAPPED_FEATURES.get(name)
+        if partner is not None and partner in features:
+            mirror[:, j] = x[:, features.index(partner)]
+    y_mirror = np.array([2, 1, 0], dtype=np.int64)[np.asarray(y, dtype=np.int64)]
+    return np.vstack([x, mirror]), np.concatenate([np.asarray(y, dtype=np.int64), y_mirror])
 
 
 def _hgb() -> Any:
@@ -73,9 +145,16 @@ def _hgb() -> Any:
 _FACTORIES: dict[str, Callable[[], Any]] = {
     "logistic_c1": lambda: _logistic(1.0),
     "logistic_c0.01": lambda: _logistic(0.01),
+    "symlogistic_c0.003": lambda: _logistic_no_intercept(0.003),
+    "symlogistic_c0.01": lambda: _logistic_no_intercept(0.01),
     "hgb": _hgb,
 }
-_FEATURE_SETS: dict[str, tuple[str, ...]] = {"all": FEATURE_NAMES, "compact": COMPACT_FEATURES}
+_FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "all": FEATURE_NAMES,
+    "compact": COMPACT_FEATURES,
+    "book": BOOK_FEATURES,
+    "resolved": RESOLVED_FEATURES,
+}
 
 
 def parse_candidate(name: str) -> tuple[str, tuple[str, ...], str | None]:
@@ -91,14 +170,22 @@ def parse_candidate(name: str) -> tuple[str, tuple[str, ...], str | None]:
     return key, features, method or None
 
 
-def _fit_base(name: str, x: np.ndarray, y: np.ndarray) -> Any:
+def _fit_base(name: str, x: np.ndarray, y: np.ndarray, features: tuple[str, ...]) -> Any:
     estimator = _FACTORIES[name]()
+    if name.startswith("sym"):
+        x, y = mirrored(x, y, features)
     estimator.fit(x, y)
     return estimator
 
 
 def _fit_calibrated(
-    base_name: str, method: str, x: np.ndarray, y: np.ndarray, ts: np.ndarray, gap_ns: int
+    base_name: str,
+    method: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    ts: np.ndarray,
+    gap_ns: int,
+    features: tuple[str, ...],
 ) -> Any:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
@@ -109,7 +196,7 @@ def _fit_calibrated(
     cal_idx = np.flatnonzero(ts >= cut_ts)
     if len(fit_idx) < 30 or len(cal_idx) < 30 or len(np.unique(y[cal_idx])) < 2:
         raise ValueError("too few rows to calibrate")
-    base = _fit_base(base_name, x[fit_idx], y[fit_idx])
+    base = _fit_base(base_name, x[fit_idx], y[fit_idx], features)
     calibrated = CalibratedClassifierCV(FrozenEstimator(base), method=method)
     calibrated.fit(x[cal_idx], y[cal_idx])
     return calibrated
@@ -126,9 +213,9 @@ def fit_candidate(
     key, features, method = parse_candidate(name)
     x = data.x[:, [FEATURE_NAMES.index(f) for f in features]]
     if method is not None:
-        est = _fit_calibrated(key, method, x, data.y, data.ts, gap_ns)
+        est = _fit_calibrated(key, method, x, data.y, data.ts, gap_ns, features)
     else:
-        est = _fit_base(key, x, data.y)
+        est = _fit_base(key, x, data.y, features)
     return ForecastModel(est, name, FEATURE_NAMES, horizon_s, threshold_bps, features)
 
 

@@ -145,7 +145,8 @@ class ForecastModel:
     Attributes:
         estimator: a fitted scikit-learn classifier over class codes 0/1/2.
         kind: short description (``logistic``, ``hgb``, ``logistic+isotonic``...).
-        feature_names: the input order (must equal :data:`FEATURE_NAMES` to run live).
+        feature_names: the input order (:data:`FEATURE_NAMES`; a model saved with an
+            older layout is re-mapped on load when the inputs it uses still exist).
         horizon_s / threshold_bps: the label definition it was trained for.
         used_features: the inputs the estimator sees (a subset of ``feature_names``).
         tag: ``name@version`` once loaded from the registry.
@@ -219,7 +220,12 @@ def _checked(obj: Any, meta: ModelMeta) -> ForecastModel:
     if not isinstance(obj, ForecastModel):
         raise ModelError(f"{meta.tag} is a {type(obj).__name__}, not a ForecastModel")
     if tuple(obj.feature_names) != FEATURE_NAMES:
-        raise ModelError(f"{meta.tag} was trained on other features: {obj.feature_names}")
+        missing = set(obj.used_features) - set(FEATURE_NAMES)
+        if missing:
+            raise ModelError(f"{meta.tag} was trained on other features: {sorted(missing)}")
+        # an older input vector layout: the inputs it uses still exist, re-map them
+        obj.feature_names = FEATURE_NAMES
+        obj.columns = np.array([FEATURE_NAMES.index(n) for n in obj.used_features])
     obj.tag = meta.tag
     return obj
 
@@ -250,7 +256,7 @@ class DirectionForecaster:
         self.exchange = exchange
         self.symbol = symbol
         self.emit = emit
-        self.inputs = ForecastFeatures()
+        self.inputs = ForecastFeatures(horizon_s, threshold_bps)
         self.horizon_s = horizon_s
         self.threshold_bps = threshold_bps
         self.model: ForecastModel | None = None
@@ -259,7 +265,11 @@ class DirectionForecaster:
         self.set_model(model)
 
     def set_model(self, model: ForecastModel | None) -> None:
-        """Swap the model; the streaming input state is kept."""
+        """Swap the model; the streaming input state is kept.
+
+        (Unless the new model has another horizon or threshold: the inputs built
+        from already-resolved labels then start afresh with the model's.)
+        """
         if model is not None and (
             model.horizon_s != self.horizon_s or model.threshold_bps != self.threshold_bps
         ):
@@ -274,6 +284,12 @@ class DirectionForecaster:
                 self.horizon_s,
                 self.threshold_bps,
             )
+        if model is not None and (
+            model.horizon_s != self.inputs.horizon_s
+            or model.threshold_bps != self.inputs.threshold_bps
+        ):
+            # the resolved-label inputs depend on the label definition: start them afresh
+            self.inputs = ForecastFeatures(model.horizon_s, model.threshold_bps)
         self.model = model
 
     @property
