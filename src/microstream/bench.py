@@ -122,6 +122,7 @@ class SessionResult:
     frames: int
     events: dict[str, int]
     seconds: float
+    cpu_seconds: float
     rss_after_mb: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -163,11 +164,19 @@ def _pipeline(
 def _run_once(
     frames: list[RawFrame], options: PipelineOptions, clock: StageClock | None
 ) -> tuple[float, Ingestor]:
+    seconds, _, ingest = _run_timed(frames, options, clock)
+    return seconds, ingest
+
+
+def _run_timed(
+    frames: list[RawFrame], options: PipelineOptions, clock: StageClock | None
+) -> tuple[float, float, Ingestor]:
+    """Wall and CPU seconds of one full run over ``frames``."""
     with tempfile.TemporaryDirectory(prefix="microstream-bench-") as tmp:
         ingest, engine, writer = _pipeline(Path(tmp), options, clock)
         on_frame = ingest.on_frame
         gc.collect()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for frame in frames:
             on_frame(frame)
         if clock is not None:
@@ -179,7 +188,7 @@ def _run_once(
         writer.close()
         if clock is not None:
             clock.leave()
-        return time.perf_counter() - start, ingest
+        return time.perf_counter() - start, time.process_time() - cpu, ingest
 
 
 def bench(
@@ -192,12 +201,13 @@ def bench(
     rss_start = current_rss_mb()
     for files in sessions(paths):
         frames = list(read_captures(files))
-        seconds, ingest = _run_once(frames, options, None)
+        seconds, cpu_seconds, ingest = _run_timed(frames, options, None)
         result = SessionResult(
             files=[str(f) for f in files],
             frames=len(frames),
             events=dict(ingest.stats.events),
             seconds=seconds,
+            cpu_seconds=cpu_seconds,
             rss_after_mb=0.0,
         )
         if stages:
@@ -212,12 +222,15 @@ def bench(
         results.append(result)
     events = sum(counts.values())
     seconds = sum(r.seconds for r in results)
+    cpu_seconds = sum(r.cpu_seconds for r in results)
     total_stage = sum(stage_ns.values()) or 1
     return {
         "events": events,
         "frames": sum(r.frames for r in results),
         "seconds": round(seconds, 3),
         "events_per_s": round(events / seconds, 1) if seconds else None,
+        "cpu_seconds": round(cpu_seconds, 3),
+        "events_per_cpu_s": round(events / cpu_seconds, 1) if cpu_seconds else None,
         "events_by_type": dict(counts),
         "stage_seconds": {k: round(stage_ns[k] / 1e9, 3) for k in STAGES} if stages else None,
         "stage_share": {k: round(stage_ns[k] / total_stage, 3) for k in STAGES} if stages else None,
