@@ -30,7 +30,7 @@ import logging
 import time
 from typing import Any
 
-from microstream.bench import _run_once
+from microstream.bench import run_timed
 from microstream.capture import read_captures
 from microstream.config import Settings
 from microstream.engine import PipelineOptions
@@ -131,13 +131,15 @@ def run_cryptofeed(
     return wall, timings[0], counts
 
 
-def run_microstream(frames: list[RawFrame]) -> tuple[float, float]:
-    """Wall and CPU seconds of MicroStream's whole pipeline over ``frames``."""
+def run_microstream(frames: list[RawFrame], full: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds of MicroStream over ``frames``.
+
+    ``full``: parse + book + features + models + lake; else parse + book only.
+    """
     settings = Settings.from_env()
-    options = PipelineOptions(grid_ms=settings.grid_ms, settings=settings)
-    cpu = time.process_time()
-    seconds, _ = _run_once(frames, options, None)
-    return seconds, time.process_time() - cpu
+    options = PipelineOptions(features=full, grid_ms=settings.grid_ms, settings=settings)
+    seconds, cpu, _ = run_timed(frames, options, lake=full)
+    return seconds, cpu
 
 
 def main() -> None:
@@ -148,11 +150,13 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     ours, theirs, snapshot = load(args.captures)
     events = len(theirs)  # depth + trade frames, the same for both
-    best_cf = best_ms = cpu_cf = cpu_ms = float("inf")
+    best_cf = best_ms = cpu_cf = cpu_ms = best_bb = cpu_bb = float("inf")
     counts: dict[str, int] = {}
     for r in range(args.rounds):
         cf, cf_cpu, counts = run_cryptofeed(theirs, snapshot)
         ms, ms_cpu = run_microstream(ours)
+        bb, bb_cpu = run_microstream(ours, full=False)
+        best_bb, cpu_bb = min(best_bb, bb), min(cpu_bb, bb_cpu)
         best_cf, best_ms = min(best_cf, cf), min(best_ms, ms)
         cpu_cf, cpu_ms = min(cpu_cf, cf_cpu), min(cpu_ms, ms_cpu)
         print(
@@ -169,6 +173,9 @@ def main() -> None:
         "microstream_events_per_cpu_s": round(events / cpu_ms, 1),
         "cpu_ratio": round(cpu_cf / cpu_ms, 3),
         "microstream_does": "parse + book + features + models + lake",
+        "microstream_parse_book_events_per_s": round(events / best_bb, 1),
+        "microstream_parse_book_events_per_cpu_s": round(events / cpu_bb, 1),
+        "parse_book_ratio": round(best_cf / best_bb, 3),
         "cryptofeed_does": "parse + book",
     }
     print(json.dumps(result))

@@ -128,7 +128,7 @@ class SessionResult:
 
 
 def _pipeline(
-    out: Path, options: PipelineOptions, clock: StageClock | None
+    out: Path, options: PipelineOptions, clock: StageClock | None, lake: bool = True
 ) -> tuple[Ingestor, Engine, LakeWriter]:
     bus = MemoryBus()
     ingest = Ingestor(bus)
@@ -136,7 +136,7 @@ def _pipeline(
     writer = LakeWriter(out, flush_rows=50_000, flush_seconds=3600)
 
     def sink(key: str, row: Any) -> None:
-        if isinstance(row, Row):
+        if lake and isinstance(row, Row):
             writer.add(row)
 
     if clock is None:
@@ -164,16 +164,19 @@ def _pipeline(
 def _run_once(
     frames: list[RawFrame], options: PipelineOptions, clock: StageClock | None
 ) -> tuple[float, Ingestor]:
-    seconds, _, ingest = _run_timed(frames, options, clock)
+    seconds, _, ingest = run_timed(frames, options, clock)
     return seconds, ingest
 
 
-def _run_timed(
-    frames: list[RawFrame], options: PipelineOptions, clock: StageClock | None
+def run_timed(
+    frames: list[RawFrame],
+    options: PipelineOptions,
+    clock: StageClock | None = None,
+    lake: bool = True,
 ) -> tuple[float, float, Ingestor]:
-    """Wall and CPU seconds of one full run over ``frames``."""
+    """Wall and CPU seconds of one run over ``frames`` (``lake=False``: rows not written)."""
     with tempfile.TemporaryDirectory(prefix="microstream-bench-") as tmp:
-        ingest, engine, writer = _pipeline(Path(tmp), options, clock)
+        ingest, engine, writer = _pipeline(Path(tmp), options, clock, lake)
         on_frame = ingest.on_frame
         gc.collect()
         start, cpu = time.perf_counter(), time.process_time()
@@ -201,7 +204,7 @@ def bench(
     rss_start = current_rss_mb()
     for files in sessions(paths):
         frames = list(read_captures(files))
-        seconds, cpu_seconds, ingest = _run_timed(frames, options, None)
+        seconds, cpu_seconds, ingest = run_timed(frames, options, None)
         result = SessionResult(
             files=[str(f) for f in files],
             frames=len(frames),
