@@ -1,11 +1,14 @@
 """The regime detector on a simulated run, against the simulator's hidden regimes.
 
-Tuning used simulator seeds 101, 102 and 103; this test uses seed 7, never used
-for tuning, for 10 simulated minutes. The issue's target, a balanced accuracy of
-0.6 against ``sim_truth``, is NOT reached: the figure is measured, printed and
-recorded (``record_property``) here, and discussed in docs/models.md. What the
-test asserts is what holds: every second after the warm-up gets a regime, the
-detector does not flap, and its score follows the market it observes.
+The detector's defaults were tuned on simulator seeds 101-106 (10 simulated
+minutes each); this test uses seed 7, never used for tuning, for 10 simulated
+minutes. There the balanced accuracy is 0.62 (classes present: bearish and
+strongly_bearish). The issue's target of 0.6 is NOT asserted: on other held-out
+seeds the same detector scores 0.58 (seed 8) and 0.42 (seed 9), so 0.6 is not
+reached robustly (see docs/models.md). What the test asserts is what holds: the
+detector beats a constant answer on the held-out run, every second after the
+warm-up gets a regime, it does not flap, and its score follows the market it
+observes. The figure is printed and recorded (``record_property``).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ def test_regimes_on_a_held_out_simulated_run(record_property: pytest.RecordPrope
     record_property("balanced_accuracy", report["balanced_accuracy"])
     print(f"regime detector, simulator seed {EVAL_SEED}, {SECONDS} s: {report}")
     assert report["points"] >= SECONDS - 5
-    assert 0.0 <= report["balanced_accuracy"] <= 1.0
-    # hysteresis: at most one change of class every 20 s on average
-    assert report["regime_changes"] <= SECONDS // 20
+    # better than any constant answer (1 / classes present), with a margin
+    chance = 1.0 / len(report["support"])
+    assert report["balanced_accuracy"] >= chance + 0.05, report
+    # hysteresis: at most one change of class every 30 s on average
+    assert report["regime_changes"] <= SECONDS // 30
 
     rows = [r.values for r in detect(run.features)]
     warmup = int(RegimeConfig().trend_window_s / 2) + 1

@@ -155,7 +155,7 @@ def test_score_and_confidence_bounds_on_random_inputs() -> None:
 
 
 def test_confidence_is_full_deep_inside_a_band_and_half_on_its_edge() -> None:
-    cfg = RegimeConfig(smoothing_s=0, w_trend=0, w_book=0, flow_scale=1.0)
+    cfg = RegimeConfig(smoothing_s=0, w_trend=0, w_pressure=0, w_book=0, flow_scale=1.0)
     # the score is the flow component tanh(flow_imbalance_1m) alone
     centre = run([features(i, flow_imbalance_1m=0.0) for i in range(5)], cfg)[-1]
     inside, edge = math.atanh(0.45), math.atanh(cfg.exit + 1e-9)
@@ -169,4 +169,4 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         RegimeConfig(enter=0.1, exit=0.2)
     with pytest.raises(ValueError):
-        RegimeConfig(w_trend=0, w_flow=0, w_book=0)
+        RegimeConfig(w_trend=0, w_flow=0, w_pressure=0, w_book=0)

@@ -118,25 +118,25 @@ class RegimeConfig:
     """
 
     trend_window_s: float = 45.0
-    trend_scale: float = 2.0
-    flow_scale: float = 0.5
-    pressure_scale: float = 0.5
-    book_scale: float = 0.5
+    trend_scale: float = 3.0
+    flow_scale: float = 0.3
+    pressure_scale: float = 0.3
+    book_scale: float = 1.0
     w_trend: float = 0.5
-    w_flow: float = 0.25
-    w_pressure: float = 0.0
-    w_book: float = 0.1
+    w_flow: float = 0.4
+    w_pressure: float = 0.25
+    w_book: float = 0.2
     volume_baseline_s: float = 600.0
-    smoothing_s: float = 10.0
-    enter: float = 0.35
-    exit: float = 0.21
-    strong_enter: float = 0.55
-    strong_exit: float = 0.47
-    min_dwell_s: float = 5.0
+    smoothing_s: float = 40.0
+    enter: float = 0.2
+    exit: float = 0.14
+    strong_enter: float = 0.5
+    strong_exit: float = 0.44
+    min_dwell_s: float = 15.0
     min_coverage: float = 0.5
     confidence_span: float = 0.2
     vol_floor: float = 1e-5
-    vol_baseline_s: float = 0.0
+    vol_baseline_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exit <= self.enter <= self.strong_exit <= self.strong_enter <= 1.0:

@@ -46,11 +46,11 @@ class RegimeParams:
 
 
 DEFAULT_REGIME_PARAMS: dict[str, RegimeParams] = {
-    "strongly_bullish": RegimeParams(0.60, 0.3, 1.3, 1.3, 150.0),
-    "bullish": RegimeParams(0.56, 0.2, 1.1, 1.1, 200.0),
+    "strongly_bullish": RegimeParams(0.68, 0.45, 1.3, 1.3, 150.0),
+    "bullish": RegimeParams(0.58, 0.25, 1.1, 1.1, 200.0),
     "neutral": RegimeParams(0.50, 0.0, 0.85, 0.9, 240.0),
-    "bearish": RegimeParams(0.44, -0.2, 1.1, 1.1, 200.0),
-    "strongly_bearish": RegimeParams(0.40, -0.3, 1.3, 1.3, 150.0),
+    "bearish": RegimeParams(0.42, -0.25, 1.1, 1.1, 200.0),
+    "strongly_bearish": RegimeParams(0.32, -0.45, 1.3, 1.3, 150.0),
 }
 """Default per-regime parameters (tuned in docs/simulator.md)."""
 
