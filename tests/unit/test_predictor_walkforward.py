@@ -255,3 +255,22 @@ def test_log_loss_margin_sign_and_interval() -> None:
     same = log_loss_margin(y, uniform, uniform)
     assert same["diff"] == 0.0 and same["lo"] == 0.0 and same["hi"] == 0.0
     assert log_loss_margin(y, good, uniform) == m  # fixed seed: reproducible
+
+
+def test_report_says_when_the_margin_over_the_hindsight_prior_is_noise() -> None:
+    from microstream.evaluation.forecast_eval import ORACLE
+    from microstream.evaluation.report import margin_text, noise_only
+
+    verdict = {
+        "model_log_loss": 1.07,
+        "beats": {ORACLE: True, "uniform": True},
+        "margins": {
+            ORACLE: {"diff": -0.002, "lo": -0.04, "hi": 0.03, "p_not_better": 0.4},
+            "uniform": {"diff": -0.02, "lo": -0.03, "hi": -0.004, "p_not_better": 0.01},
+        },
+    }
+    assert noise_only(verdict)
+    assert "not a demonstrated edge" in margin_text(verdict)
+    verdict["margins"][ORACLE]["hi"] = -0.001
+    assert not noise_only(verdict)
+    assert "not a demonstrated edge" not in margin_text(verdict)

@@ -108,7 +108,7 @@ def _table(block: dict[str, Any]) -> list[str]:
 def _says(verdict: dict[str, Any]) -> str:
     lost = [n for n, ok in verdict["beats"].items() if not ok]
     if not lost:
-        return "beats every baseline, including the hindsight class prior of the evaluated rows"
+        return "has a lower log-loss than every baseline, including the hindsight class prior of the evaluated rows"
     oracle = "beats" if verdict["beats"].get(ORACLE) else "does NOT beat"
     return f"does not beat {', '.join(lost)}; it {oracle} the hindsight class prior of the evaluated rows"
 

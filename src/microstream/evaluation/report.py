@@ -55,11 +55,23 @@ def margin_text(verdict: dict[str, Any]) -> str:
     ]
     if not parts:
         return ""
-    return (
+    text = (
         " Model log-loss minus reference (negative = model better): "
         + "; ".join(parts)
         + ". An interval that contains 0 means the difference is within the noise."
     )
+    if noise_only(verdict):
+        text += (
+            " The margin over the hindsight class prior is within the noise: "
+            "**not a demonstrated edge** over it."
+        )
+    return text
+
+
+def noise_only(verdict: dict[str, Any]) -> bool:
+    """True when the model beats the hindsight prior but its bootstrap interval contains 0."""
+    margin = verdict.get("margins", {}).get(ORACLE)
+    return bool(verdict["beats"].get(ORACLE)) and margin is not None and margin["hi"] >= 0.0
 
 
 def _verdict_text(verdict: dict[str, Any], where: str) -> str:
@@ -70,7 +82,7 @@ def _verdict_sentence(verdict: dict[str, Any], where: str) -> str:
     beats = verdict["beats"]
     lost = [n for n, ok in beats.items() if not ok]
     if not lost:
-        return f"On {where}, the model's log-loss ({verdict['model_log_loss']:.4f}) **beats every baseline**, including the hindsight class prior of the evaluated rows."
+        return f"On {where}, the model's log-loss ({verdict['model_log_loss']:.4f}) is **lower than every baseline's**, including the hindsight class prior of the evaluated rows."
     return (
         f"On {where}, the model's log-loss ({verdict['model_log_loss']:.4f}) **does not beat** "
         f"{', '.join(lost)}. "
