@@ -16,20 +16,9 @@ from __future__ import annotations
 
 import polars as pl
 
-MINUTE_NS = 60_000_000_000
+from microstream.features.schema import BAR_COLUMNS
 
-BAR_COLUMNS: tuple[str, ...] = (
-    "ts",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "buy_volume",
-    "sell_volume",
-    "vwap",
-    "trades",
-)
+MINUTE_NS = 60_000_000_000
 
 
 def partial_bars(trades: pl.DataFrame) -> pl.DataFrame:

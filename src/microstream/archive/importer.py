@@ -25,12 +25,13 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from microstream.archive.bars import BAR_COLUMNS, BarAccumulator
+from microstream.archive.bars import BarAccumulator
 from microstream.archive.formats import ArchiveFormat, open_text, sniff
 from microstream.archive.readers import ReadStats, read_batches
 from microstream.bus.protocol import Row
 from microstream.errors import ArchiveError
 from microstream.events import BINANCE_COINM, BINANCE_SPOT, BINANCE_USDM
+from microstream.features.schema import BAR_COLUMNS
 from microstream.store.lake import LakeWriter
 from microstream.store.schema import extend_table
 

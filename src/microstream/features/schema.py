@@ -7,6 +7,8 @@ here, so the two cannot drift apart. ``docs/features.md`` documents each column.
 
 from __future__ import annotations
 
+from microstream.store.schema import FEATURE_COLUMNS as LAKE_FEATURE_COLUMNS
+
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 MINUTE_NS = 60 * NS_PER_S
@@ -38,25 +40,7 @@ DEFAULT_MAX_GAP_S = 86_400
 """A silence (in exchange time) longer than this ends a segment: the grid restarts."""
 MIN_MAX_GAP_S = 60
 
-CONTRACT_COLUMNS: tuple[str, ...] = (
-    "ts",
-    "mid",
-    "spread",
-    "spread_bps",
-    "microprice",
-    "imbalance_l1",
-    "imbalance_l5",
-    "vwap_1m",
-    "vwap_5m",
-    "buy_volume_1m",
-    "sell_volume_1m",
-    "flow_imbalance_1m",
-    "trade_count_1m",
-    "volatility_1m",
-    "volatility_5m",
-    "ofi_10s",
-    "book_valid",
-)
+CONTRACT_COLUMNS: tuple[str, ...] = ("ts", *LAKE_FEATURE_COLUMNS, "book_valid")
 """The ``features`` columns fixed by ARCHITECTURE.md."""
 
 EXTRA_COLUMNS: tuple[str, ...] = (
