@@ -26,7 +26,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="data source (default: auto = Binance, else the simulator)",
     )
     parser.add_argument("--symbols", default=None, help="comma-separated symbols (default: SYMBOL)")
-    parser.add_argument("--bus", choices=("memory", "kafka"), default="memory", help="message bus")
+    parser.add_argument(
+        "--bus",
+        choices=("memory", "kafka"),
+        default="memory",
+        help="memory: one process (default); kafka: start the ingest and engine services "
+        "over KAFKA_BOOTSTRAP_SERVERS",
+    )
     parser.add_argument("--data-dir", default=None, help="lake directory (default: ./data)")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
