@@ -22,6 +22,7 @@ from typing import Any
 from microstream.bus.memory import MemoryBus
 from microstream.capture import read_captures
 from microstream.engine import Engine, Ingestor, PipelineOptions
+from microstream.errors import ConfigError
 from microstream.frames import RawFrame
 from microstream.store.lake import LakeWriter
 from microstream.store.sink import LakeSink
@@ -41,6 +42,23 @@ class ReplayResult:
     seconds: float
     interrupted: bool
     symbols: dict[str, dict[str, Any]]
+
+
+def parse_speed(text: str) -> float | None:
+    """A ``--speed`` value: ``'max'`` → ``None`` (unpaced), otherwise a positive factor.
+
+    Raises:
+        ConfigError: the text is neither ``max`` nor a positive number.
+    """
+    if text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"--speed must be 'max' or a number, not {text!r}") from exc
+    if not speed > 0:
+        raise ConfigError("--speed must be positive")
+    return speed
 
 
 def paced(frames: Iterable[RawFrame], speed: float | None) -> Iterator[RawFrame]:

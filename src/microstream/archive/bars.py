@@ -50,22 +50,7 @@ def merge_partials(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Merge partial aggregates into final ``bars_1m`` rows, sorted by ``ts``."""
     if not parts:
         return pl.DataFrame(schema={c: pl.Float64 for c in BAR_COLUMNS} | {"ts": pl.Int64})
-    merged = (
-        pl.concat(parts)
-        .group_by("ts")
-        .agg(
-            pl.col("open").sort_by("_first_ts", "_first_id").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").sort_by("_last_ts", "_last_id").last(),
-            pl.col("volume").sum(),
-            pl.col("buy_volume").sum(),
-            pl.col("sell_volume").sum(),
-            pl.col("_pq").sum(),
-            pl.col("trades").sum(),
-        )
-        .sort("ts")
-    )
+    merged = _compact(parts)
     vwap = pl.when(pl.col("volume") > 0).then(pl.col("_pq") / pl.col("volume")).otherwise(None)
     return merged.with_columns(vwap.alias("vwap")).select(BAR_COLUMNS)
 

@@ -10,18 +10,13 @@ from microstream.errors import ConfigError
 
 
 def parse_speed(text: str) -> float | None:
-    """``max`` → ``None`` (as fast as possible); otherwise a positive factor."""
-    if text.lower() == "max":
-        return None
+    """argparse type of ``--speed`` (see :func:`microstream.replay.parse_speed`)."""
+    from microstream.replay import parse_speed as parse
+
     try:
-        speed = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--speed must be 'max' or a number, not {text!r}"
-        ) from exc
-    if speed <= 0:
-        raise argparse.ArgumentTypeError("--speed must be positive")
-    return speed
+        return parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

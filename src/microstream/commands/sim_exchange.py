@@ -89,21 +89,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_speed(text: str) -> float | None:
-    """``'max'`` → ``None`` (unpaced), otherwise a positive factor."""
-    from microstream.errors import ConfigError
-
-    if text.strip().lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"--speed must be a number or 'max', not {text!r}") from exc
-    if speed <= 0:
-        raise ConfigError("--speed must be positive")
-    return speed
-
-
 class TruthWriter:
     """Appends ``sim_truth`` rows as CSV lines (``ts_ns,symbol,regime``), flushed per row."""
 
@@ -151,6 +136,8 @@ async def _serve(args: argparse.Namespace) -> None:
     if not symbols:
         raise ConfigError("no symbols to simulate")
     truth = TruthWriter(args.truth_out) if args.truth_out else None
+    from microstream.replay import parse_speed
+
     feed = SimFeed(symbols, seed=args.seed, speed=parse_speed(args.speed), on_truth=truth)
     feed.prepare()
     exchange = LoopbackExchange(

@@ -197,24 +197,7 @@ class FeatureEngine:
         ):
             self._reject(trade, "price/qty not finite and positive, or unknown side")
             return
-        # _push, inlined: this is the hot path
-        self.events += 1
-        ts = trade.ts_event
-        if ts > self._max_ts:
-            if ts - self._max_ts > self.max_gap_ns:
-                self._new_segment(ts)
-            self._max_ts = ts
-        elif ts < self._floor:
-            self._late_before_segment()
-            return
-        pending = self._pending
-        if not pending or ts >= pending[-1].ts_event:
-            pending.append(trade)
-        else:
-            self._insert_sorted(trade, ts)
-        wm = self._max_ts - self.lateness_ns
-        if pending[0].ts_event <= wm:
-            self._drain(wm)
+        self._push(trade, trade.ts_event)
 
     def on_book_top(self, top: BookTop) -> None:
         """Take the book's top five levels after one applied depth event.
@@ -228,9 +211,11 @@ class FeatureEngine:
             or len(top.ask_qty) != 5
         ):
             top = _five_levels(top)
-        # _push, inlined: this is the hot path
+        self._push(top, top.ts_event)
+
+    def _push(self, event: Trade | BookTop, ts: int) -> None:
+        """Queue an event at ``ts`` in exchange-time order; drain what the watermark passed."""
         self.events += 1
-        ts = top.ts_event
         if ts > self._max_ts:
             if ts - self._max_ts > self.max_gap_ns:
                 self._new_segment(ts)
@@ -240,9 +225,9 @@ class FeatureEngine:
             return
         pending = self._pending
         if not pending or ts >= pending[-1].ts_event:
-            pending.append(top)
+            pending.append(event)
         else:
-            self._insert_sorted(top, ts)
+            self._insert_sorted(event, ts)
         wm = self._max_ts - self.lateness_ns
         if pending[0].ts_event <= wm:
             self._drain(wm)
@@ -306,19 +291,6 @@ class FeatureEngine:
         self.late_events += 1
 
     # ------------------------------------------------------------ processing
-    def _push(self, event: Trade | BookTop, ts: int) -> None:
-        self.events += 1
-        if ts > self._max_ts:
-            self._max_ts = ts
-        pending = self._pending
-        if not pending or ts >= pending[-1].ts_event:
-            pending.append(event)
-        else:
-            self._insert_sorted(event, ts)
-        wm = self._max_ts - self.lateness_ns
-        if pending[0].ts_event <= wm:
-            self._drain(wm)
-
     def _insert_sorted(self, event: Trade | BookTop, ts: int) -> None:
         pending = self._pending
         i = len(pending) - 1

@@ -22,6 +22,7 @@ from microstream.bus.kafka import KafkaBus, KafkaSettings
 from microstream.bus.protocol import Topics
 from microstream.config import Settings
 from microstream.errors import ConfigError
+from microstream.replay import parse_speed
 from microstream.services.ingest import FrameRecorder, IngestService
 from microstream.venues.binance.parse import EXCHANGE_BY_MARKET
 
@@ -54,18 +55,6 @@ def _symbols(raw: str | None, settings: Settings) -> list[str]:
     if not symbols:
         raise ConfigError("no symbols given (--symbols or SYMBOL)")
     return symbols
-
-
-def _speed(text: str) -> float | None:
-    if text.lower() == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"--speed must be 'max' or a number, not {text!r}") from exc
-    if speed <= 0:
-        raise ConfigError("--speed must be positive")
-    return speed
 
 
 def _recorder(directory: str | None, market: str) -> FrameRecorder | None:
@@ -105,7 +94,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             frames = run_replay(
                 service,
                 args.captures,
-                speed=_speed(args.speed),
+                speed=parse_speed(args.speed),
                 market=args.market,
                 stop=stop,
                 duration=args.duration,

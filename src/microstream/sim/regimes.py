@@ -14,14 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REGIMES: tuple[str, ...] = (
-    "strongly_bullish",
-    "bullish",
-    "neutral",
-    "bearish",
-    "strongly_bearish",
-)
-"""The five regime names, exactly as in the ``regimes`` and ``sim_truth`` tables."""
+from microstream.models.regime import REGIMES  # the contract's five names, one definition
 
 
 @dataclass(frozen=True, slots=True)
