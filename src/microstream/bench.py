@@ -164,13 +164,6 @@ def _pipeline(
     return ingest, engine, writer
 
 
-def _run_once(
-    frames: list[RawFrame], options: PipelineOptions, clock: StageClock | None
-) -> tuple[float, Ingestor]:
-    seconds, _, ingest = run_timed(frames, options, clock)
-    return seconds, ingest
-
-
 def run_timed(
     frames: list[RawFrame],
     options: PipelineOptions,
@@ -222,7 +215,7 @@ def bench(
         )
         if stages:
             clock = StageClock()
-            _run_once(frames, options, clock)
+            run_timed(frames, options, clock)
             result.stage_seconds = {k: v / 1e9 for k, v in clock.totals.items()}
             stage_ns.update(clock.totals)
         counts.update(ingest.stats.events)
