@@ -14,7 +14,6 @@ and as services (Kafka):
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -341,7 +340,6 @@ class Engine:
         self.options = options or PipelineOptions()
         self.pipelines: dict[str, SymbolPipeline] = {}
         self._request_snapshot = request_snapshot
-        self.started_ns = time.time_ns()
         if subscribe:
             for topic in MARKET_TOPICS:
                 bus.subscribe(topic, self.on_message)
