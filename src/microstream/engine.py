@@ -38,7 +38,6 @@ from microstream.venues.binance.parse import MARKET_BY_EXCHANGE, FrameDecoder
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Row], None]
-_NONE5: tuple[None, ...] = (None, None, None, None, None)
 
 
 class FeatureStage(Protocol):
@@ -92,15 +91,6 @@ class SymbolStats:
     last_latency_ns: int | None = None
     last_event_ns: int | None = None
     last_recv_ns: int | None = None
-
-
-def _pad(levels: list[tuple[float, float]]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    px = tuple(p for p, _ in levels)
-    qty = tuple(q for _, q in levels)
-    if len(levels) < 5:
-        fill = _NONE5[: 5 - len(levels)]
-        return px + fill, qty + fill
-    return px, qty
 
 
 class SymbolPipeline:
@@ -213,9 +203,7 @@ class SymbolPipeline:
             self.features.on_trade(trade)
 
     def _on_applied(self, ev: DepthUpdate) -> None:
-        bids, asks = self.sync.book.top(5)
-        bid_px, bid_qty = _pad(bids)
-        ask_px, ask_qty = _pad(asks)
+        bid_px, bid_qty, ask_px, ask_qty = self.sync.book.top_padded(5)
         epoch = self.sync.sync_epoch
         self.stats.book_rows += 1
         values = dict(

@@ -4,17 +4,23 @@ Prices become integers on a 1e-8 grid (Binance's finest price precision), so a
 level is found by integer equality, never by comparing floats. Converting back
 divides by the scale, which returns exactly the float Binance's decimal string
 parses to.
+
+Each side's hot path is compiled (``_cside.c``, built by ``make install``);
+:class:`PySide` is its pure-Python reference and fallback.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 from microstream.errors import InvalidEventError
 from microstream.events import Level
+
+log = logging.getLogger(__name__)
 
 PRICE_SCALE = 100_000_000
 """Ticks per unit of price: one tick is 1e-8, Binance's finest price step."""
@@ -30,101 +36,159 @@ def from_ticks(ticks: int) -> float:
     return ticks / PRICE_SCALE
 
 
-def _tick_levels(levels: Iterable[Level], sign: int) -> list[tuple[int, float]]:
-    """Levels as ``(sign * tick, qty)``, validated (a snapshot, so not the hot path)."""
-    out = []
-    for price, qty in levels:
-        if not (0.0 < price < 1e8 and 0.0 <= qty < math.inf):
-            raise InvalidEventError(f"level ({price!r}, {qty!r}) is not a valid price/quantity")
-        out.append((sign * int(price * PRICE_SCALE + 0.5), qty))
-    return out
+MAX_PRICE = 1e10
+"""Prices must be below this: ``price * PRICE_SCALE`` then fits a 64-bit integer."""
 
 
-class BookSide:
-    """One side of the book: ``key -> qty`` plus a sorted window of the best keys.
+class PySide:
+    """One side of the book in pure Python: ``key -> qty`` plus a sorted window.
 
-    Keys ascend from the best level (asks: the tick; bids: minus the tick).
-    ``window`` holds, sorted, exactly the keys of ``levels`` that are ``<= limit``,
-    so updates deep in the book cost one dict operation, while the top of the
-    book is always at hand. When deletions shrink the window below
-    :data:`MIN_WINDOW`, it is rebuilt from the dict (rare, O(n)).
+    This is the reference for the compiled :class:`Side` (``_cside.c``) and
+    the fallback when the extension is not built; both have this interface and
+    the property tests hold them to the same results.
+
+    Keys ascend from the best level: ``sign * tick`` (asks: ``sign = 1``, bids:
+    ``-1``). ``window`` holds, sorted, exactly the keys of ``levels`` that are
+    ``<= limit``, so updates deep in the book cost one dict operation while
+    the top of the book is always at hand. When deletions shrink the window
+    below :data:`MIN_WINDOW`, it is rebuilt from the dict (rare, O(n)).
+    Invalid levels raise ``ValueError`` (the side may be partly updated).
     """
 
-    __slots__ = ("levels", "limit", "window")
+    __slots__ = ("levels_by_key", "limit", "sign", "window")
 
-    def __init__(self) -> None:
-        self.levels: dict[int, float] = {}
+    def __init__(self, sign: int) -> None:
+        if sign not in (1, -1):
+            raise ValueError("sign must be 1 (asks) or -1 (bids)")
+        self.sign = sign
+        self.levels_by_key: dict[int, float] = {}
         self.window: list[int] = []
         self.limit = math.inf
 
-    def load(self, keyed: list[tuple[int, float]]) -> None:
-        self.levels = {k: q for k, q in keyed if q > 0.0}
+    def load(self, levels: Iterable[Level]) -> None:
+        """Replace every level (a snapshot); zero quantities are skipped."""
+        keyed = {}
+        for price, qty in levels:
+            if not (0.0 < price < MAX_PRICE and 0.0 <= qty < math.inf):
+                raise ValueError(f"level ({price!r}, {qty!r}) is not valid")
+            keyed[self.sign * int(price * PRICE_SCALE + 0.5)] = qty
+        self.levels_by_key = {k: q for k, q in keyed.items() if q > 0.0}
+        self._rebuild()
+
+    def clear(self) -> None:
+        """Remove every level."""
+        self.levels_by_key = {}
         self._rebuild()
 
     def _rebuild(self) -> None:
-        self.window = heapq.nsmallest(WINDOW, self.levels)
-        self.limit = self.window[-1] if len(self.levels) > WINDOW else math.inf
+        self.window = heapq.nsmallest(WINDOW, self.levels_by_key)
+        self.limit = float(self.window[-1]) if len(self.levels_by_key) > WINDOW else math.inf
 
-    def update(self, levels: Iterable[Level], sign: int) -> None:
-        """Apply ``(price, qty)`` levels; raises InvalidEventError on a bad one."""
-        side, window, limit = self.levels, self.window, self.limit
-        try:
-            for price, qty in levels:
-                key = sign * int(price * PRICE_SCALE + 0.5)
-                if qty == 0.0:
-                    if side.pop(key, None) is not None and key <= limit:
-                        del window[bisect_left(window, key)]
-                elif qty > 0.0 and price > 0.0 and qty != math.inf:
-                    if key not in side and key <= limit:
-                        insort(window, key)
-                    side[key] = qty
-                else:
-                    raise InvalidEventError(f"level ({price!r}, {qty!r}) is not valid")
-        except (ValueError, OverflowError) as exc:
-            raise InvalidEventError(f"level price is not a finite number: {exc}") from exc
+    def update(self, levels: Iterable[Level]) -> None:
+        """Apply absolute ``(price, qty)`` levels; 0 removes the level."""
+        side, window, limit, sign = self.levels_by_key, self.window, self.limit, self.sign
+        for price, qty in levels:
+            if not (0.0 < price < MAX_PRICE and 0.0 <= qty < math.inf):
+                raise ValueError(f"level ({price!r}, {qty!r}) is not valid")
+            key = sign * int(price * PRICE_SCALE + 0.5)
+            if qty == 0.0:
+                if side.pop(key, None) is not None and key <= limit:
+                    del window[bisect_left(window, key)]
+            else:
+                if key not in side and key <= limit:
+                    insort(window, key)
+                side[key] = qty
         if len(window) < MIN_WINDOW and len(side) > len(window):
             self._rebuild()
         elif len(window) > 2 * WINDOW:
             del window[WINDOW:]
-            self.limit = window[-1]
+            self.limit = float(window[-1])
 
-    def best(self, depth: int) -> list[int]:
-        """The best ``depth`` keys, best first."""
+    def _keys(self, depth: int | None) -> list[int]:
+        if depth is None:
+            return sorted(self.levels_by_key)
         if depth <= len(self.window):
             return self.window[:depth]
-        return heapq.nsmallest(depth, self.levels)
+        return heapq.nsmallest(depth, self.levels_by_key)
+
+    def levels(self, depth: int | None = None) -> list[Level]:
+        """``[(price, qty)]`` best first (every level when ``depth`` is None)."""
+        side, sign = self.levels_by_key, self.sign
+        return [
+            (sign * k / PRICE_SCALE, side[k])
+            for k in self._keys(max(depth, 0) if depth is not None else None)
+        ]
+
+    def top(self, depth: int) -> tuple[tuple[float | None, ...], tuple[float | None, ...]]:
+        """(prices, quantities) of exactly ``depth`` levels, padded with None."""
+        levels = self.levels(depth)
+        fill = (None,) * (depth - len(levels))
+        return tuple(p for p, _ in levels) + fill, tuple(q for _, q in levels) + fill
+
+    def best(self) -> Level | None:
+        """``(price, qty)`` of the best level, or None."""
+        if not self.window:
+            return None
+        key = self.window[0]
+        return (self.sign * key / PRICE_SCALE, self.levels_by_key[key])
+
+    def best_tick(self) -> int | None:
+        """The integer tick of the best level, or None."""
+        return self.sign * self.window[0] if self.window else None
+
+    def __len__(self) -> int:
+        return len(self.levels_by_key)
 
 
 WINDOW = 64
-"""Keys kept sorted at the top of each side."""
+"""Keys kept sorted at the top of each side (pure-Python side)."""
 MIN_WINDOW = 10
 """Below this many window keys (with more levels in the book) the window is rebuilt."""
+
+SideType = type[PySide]
+
+try:
+    from microstream.book._cside import Side as _CompiledSide
+except ImportError:  # not built: the pure-Python side, with a warning
+    COMPILED = False
+    Side: SideType = PySide
+    log.warning(
+        "the compiled order book (microstream.book._cside) is not built; using the slower "
+        "pure-Python one. Run `make install` (needs a C compiler) to build it."
+    )
+else:
+    COMPILED = True
+    Side = _CompiledSide  # type: ignore[assignment]
 
 
 class OrderBook:
     """Bids and asks keyed by integer ticks.
 
-    Updates deep in the book cost one dict operation; the best levels are kept
-    sorted (see :class:`BookSide`). A bad level raises
-    :class:`~microstream.errors.InvalidEventError`; the book may then be partly
-    updated, which is why the synchronizer discards it on that error.
+    Each side is a :data:`Side` (compiled when built, else :class:`PySide`).
+    A bad level raises :class:`~microstream.errors.InvalidEventError`; the book
+    may then be partly updated, which is why the synchronizer discards it on
+    that error.
     """
 
     __slots__ = ("_asks", "_bids")
 
     def __init__(self) -> None:
-        self._bids = BookSide()  # keys: -tick
-        self._asks = BookSide()  # keys: tick
+        self._bids = Side(-1)
+        self._asks = Side(1)
 
     def clear(self) -> None:
         """Remove every level."""
-        self._bids, self._asks = BookSide(), BookSide()
+        self._bids.clear()
+        self._asks.clear()
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book (from a snapshot)."""
-        tb, ta = _tick_levels(bids, -1), _tick_levels(asks, 1)
-        self._bids.load(tb)
-        self._asks.load(ta)
+        try:
+            self._bids.load(bids)
+            self._asks.load(asks)
+        except (ValueError, TypeError) as exc:
+            self.clear()
+            raise InvalidEventError(f"snapshot {exc}") from exc
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Apply absolute level quantities; 0 removes the level.
@@ -132,49 +196,48 @@ class OrderBook:
         Removing a level that is not in the book is normal on Binance and is
         not an error.
         """
-        self._bids.update(bids, -1)
-        self._asks.update(asks, 1)
+        try:
+            self._bids.update(bids)
+            self._asks.update(asks)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidEventError(str(exc)) from exc
 
     @property
     def is_empty(self) -> bool:
         """True when either side has no level."""
-        return not self._bids.levels or not self._asks.levels
+        return not len(self._bids) or not len(self._asks)
 
     @property
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask."""
-        bw, aw = self._bids.window, self._asks.window
-        return bool(bw and aw and -bw[0] >= aw[0])
+        bid, ask = self._bids.best_tick(), self._asks.best_tick()
+        return bid is not None and ask is not None and bid >= ask
 
     def best_bid(self) -> Level | None:
         """``(price, qty)`` of the best bid, or ``None``."""
-        if not self._bids.window:
-            return None
-        key = self._bids.window[0]
-        return (-key / PRICE_SCALE, self._bids.levels[key])
+        return self._bids.best()
 
     def best_ask(self) -> Level | None:
         """``(price, qty)`` of the best ask, or ``None``."""
-        if not self._asks.window:
-            return None
-        key = self._asks.window[0]
-        return (key / PRICE_SCALE, self._asks.levels[key])
+        return self._asks.best()
 
     def bids(self, depth: int | None = None) -> list[Level]:
         """Bid levels, best first (all of them if ``depth`` is ``None``)."""
-        side = self._bids.levels
-        keys = sorted(side) if depth is None else self._bids.best(depth)
-        return [(-k / PRICE_SCALE, side[k]) for k in keys]
+        return self._bids.levels(depth)
 
     def asks(self, depth: int | None = None) -> list[Level]:
         """Ask levels, best first (all of them if ``depth`` is ``None``)."""
-        side = self._asks.levels
-        keys = sorted(side) if depth is None else self._asks.best(depth)
-        return [(k / PRICE_SCALE, side[k]) for k in keys]
+        return self._asks.levels(depth)
 
     def top(self, depth: int = 5) -> tuple[list[Level], list[Level]]:
         """The first ``depth`` levels of each side, best first."""
-        return self.bids(depth), self.asks(depth)
+        return self._bids.levels(depth), self._asks.levels(depth)
+
+    def top_padded(self, depth: int = 5) -> tuple[tuple[float | None, ...], ...]:
+        """``(bid_px, bid_qty, ask_px, ask_qty)``, each exactly ``depth`` long, None-padded."""
+        bid_px, bid_qty = self._bids.top(depth)
+        ask_px, ask_qty = self._asks.top(depth)
+        return bid_px, bid_qty, ask_px, ask_qty
 
     def __len__(self) -> int:
-        return len(self._bids.levels) + len(self._asks.levels)
+        return len(self._bids) + len(self._asks)

@@ -1,0 +1,13 @@
+"""Build of the compiled order-book side; everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "microstream.book._cside",
+            sources=["src/microstream/book/_cside.c"],
+            extra_compile_args=["-O2", "-Wall"],
+        )
+    ]
+)
