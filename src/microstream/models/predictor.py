@@ -51,6 +51,24 @@ class _LinearFastPath:
         self.scale = scale
         self.coef = coef
         self.intercept = intercept
+        # the same model as plain floats: one row costs a few microseconds in
+        # Python, where numpy's per-call overhead alone is ten times that
+        self._mean = [float(v) for v in mean]
+        self._scale = [float(v) for v in scale]
+        self._rows = [
+            ([float(w) for w in coef[k]], float(intercept[k])) for k in range(coef.shape[0])
+        ]
+
+    def one(self, x: Sequence[float]) -> list[float]:
+        """Probabilities of one input row (per fitted class), without numpy."""
+        z = [(v - m) / s for v, m, s in zip(x, self._mean, self._scale, strict=True)]
+        logits = [b + sum([w * v for w, v in zip(ws, z, strict=True)]) for ws, b in self._rows]
+        if len(logits) == 1:  # binary logistic regression: one logit
+            logits = [0.0, logits[0]]
+        top = max(logits)
+        e = [math.exp(v - top) for v in logits]
+        total = sum(e)
+        return [v / total for v in e]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
@@ -205,9 +223,23 @@ class ForecastModel:
         return self._full(np.asarray(raw, dtype=np.float64))
 
     def predict_proba_one(self, x: Sequence[float] | np.ndarray) -> Probs:
-        """``(p_up, p_neutral, p_down)`` for one input vector."""
-        p = self.predict_proba(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
-        return float(p[0]), float(p[1]), float(p[2])
+        """``(p_up, p_neutral, p_down)`` for one input vector.
+
+        A plain linear model is evaluated in plain Python (the same formula as
+        :meth:`predict_proba`, equal to it up to rounding); others (calibrated,
+        trees) go through :meth:`predict_proba`.
+        """
+        fast = self._fast
+        if not isinstance(fast, _LinearFastPath) or len(x) != len(self.feature_names):
+            p = self.predict_proba(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
+            return float(p[0]), float(p[1]), float(p[2])
+        per_class = fast.one([float(x[c]) for c in self.columns.tolist()])
+        full = [0.0, 0.0, 0.0]
+        for col, cls in enumerate(self.classes):
+            full[cls] = per_class[col]
+        clipped = [max(v, PROB_FLOOR) for v in full]  # a NaN stays NaN (callers check)
+        total = clipped[0] + clipped[1] + clipped[2]
+        return clipped[0] / total, clipped[1] / total, clipped[2] / total
 
 
 def load_forecast_model(path: str) -> ForecastModel:

@@ -1,12 +1,13 @@
 """Buffered row dicts to one Arrow table, strictly typed, bad rows dropped.
 
-Declared non-integer columns are converted in one pass through an Arrow
-struct array (C++, several times faster than per-column Python loops);
-integer columns are converted column by column with a safe cast, because
-Arrow's direct conversion silently truncates a float such as ``1.5`` to ``1``. A row with a value of the
-wrong type (a string in a float column, a float in an int column) is found
-by converting rows one at a time, then dropped and counted. Undeclared
-columns get an inferred type (:func:`microstream.store.schema.infer_type`).
+All rows are converted in one pass through an Arrow struct array whose
+types Arrow infers (C++, many times faster than per-column Python loops);
+each column is then cast *safely* to its declared type. Converting straight
+to the declared types would be wrong: Arrow silently truncates a float such
+as ``1.5`` in an integer column to ``1``. A row with a value of the wrong type
+(a string in a float column, a float in an int column) is found by
+converting rows one at a time, then dropped and counted. Undeclared columns
+get an inferred type (:func:`microstream.store.schema.infer_type`).
 """
 
 from __future__ import annotations
@@ -26,17 +27,36 @@ class _Plan:
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
-        self.strict = [f for f in schema if pa.types.is_integer(f.type)]
-        self.loose = pa.struct([f for f in schema if not pa.types.is_integer(f.type)])
 
     def convert(self, rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
+        """Every declared column: one inferred pass in C++, then safe casts.
+
+        Values keep the type Arrow infers for them (an int stays an int, a
+        float a float), and each column is then cast *safely* to its declared
+        type, so ``1.5`` in an integer column raises instead of becoming ``1``
+        while ``3.0`` is accepted. A column whose values do not infer to one
+        type (a string among floats) raises, and the caller drops the bad rows.
+        """
+        inferred = pa.array(rows)
+        if len(rows) and not pa.types.is_struct(inferred.type):
+            raise pa.ArrowTypeError(f"rows are not mappings: {inferred.type}")
         arrays: dict[str, pa.Array] = {}
-        if self.loose.num_fields:
-            struct = pa.array(rows, type=self.loose)
-            for i in range(self.loose.num_fields):
-                arrays[self.loose.field(i).name] = struct.field(i)
-        for field in self.strict:
-            arrays[field.name] = _strict_int([r.get(field.name) for r in rows], field)
+        for field in self.schema:
+            index = inferred.type.get_field_index(field.name) if len(rows) else -1
+            if index < 0:
+                arrays[field.name] = pa.nulls(len(rows), type=field.type)
+                continue
+            child = inferred.field(index)
+            kind = child.type
+            if pa.types.is_integer(field.type) and not (
+                pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+            ):
+                raise pa.ArrowTypeError(
+                    f"column {field.name!r}: {kind} values in a {field.type} column"
+                )
+            if kind != field.type:
+                child = _cast(child, field)
+            arrays[field.name] = child
         return arrays
 
     def row_ok(self, row: dict[str, Any]) -> bool:
@@ -47,17 +67,20 @@ class _Plan:
         return True
 
 
-def _strict_int(values: list[Any], field: pa.Field) -> pa.Array:
-    """An integer column that refuses fractional floats and strings.
+def _cast(values: pa.Array, field: pa.Field) -> pa.Array:
+    """A safe cast; Arrow's own conversion where a cast would be wrong.
 
-    ``pa.array(values, type=pa.int64())`` silently truncates ``1.5`` to ``1``;
-    inferring first and then casting safely raises instead (``3.0`` is fine).
+    Strings, bools and numbers do not turn into one another here: a string
+    in a float column raises (Arrow would parse it) and so does a bool in a
+    numeric one.
     """
-    inferred = pa.array(values)
-    kind = inferred.type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
-        raise pa.ArrowTypeError(f"column {field.name!r}: {kind} values in a {field.type} column")
-    return inferred.cast(field.type)
+    kind, target = values.type, field.type
+    if not pa.types.is_null(kind):
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        target_numeric = pa.types.is_integer(target) or pa.types.is_floating(target)
+        if numeric != target_numeric or pa.types.is_boolean(kind) != pa.types.is_boolean(target):
+            raise pa.ArrowTypeError(f"column {field.name!r}: {kind} values in a {target} column")
+    return values.cast(target, safe=True)
 
 
 def _extra(name: str, rows: list[dict[str, Any]]) -> tuple[pa.Field, pa.Array]:
