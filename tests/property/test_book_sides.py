@@ -109,3 +109,20 @@ def test_a_deep_side_keeps_order() -> None:
     ref.update(removal)
     fast.update(removal)
     assert fast.levels() == ref.levels() and fast.top(5) == ref.top(5)
+
+
+@given(
+    levels=st.lists(
+        st.one_of(level, bad_level, st.tuples(st.floats(), st.floats()), st.just((1, 2.0))),
+        max_size=12,
+    ),
+    allow_zero=st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_compiled_level_check_equals_reference(
+    levels: list[tuple[float, float]], allow_zero: bool
+) -> None:
+    from microstream.book._cside import first_bad_level
+
+    assert first_bad_level(levels, allow_zero) == orderbook.py_first_bad_level(levels, allow_zero)
+    assert orderbook.first_bad_level is first_bad_level

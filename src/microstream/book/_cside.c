@@ -416,11 +416,60 @@ static PyTypeObject SideType = {
     .tp_new = PyType_GenericNew,
 };
 
+/*
+ * first_bad_level(levels, allow_zero): index of the first level that is not a
+ * (price, qty) pair of floats with 0 < price < inf and 0 <= qty < inf (qty > 0
+ * unless allow_zero), or -1 when every level is valid. NaN fails every check.
+ */
+static PyObject *
+first_bad_level(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "first_bad_level(levels, allow_zero)");
+        return NULL;
+    }
+    int allow_zero = PyObject_IsTrue(args[1]);
+    if (allow_zero < 0)
+        return NULL;
+    PyObject *seq = PySequence_Fast(args[0], "levels must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t bad = -1;
+    for (Py_ssize_t j = 0; j < m && bad < 0; j++) {
+        PyObject *item = items[j], *p, *q;
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+            bad = j;
+            break;
+        }
+        p = PyTuple_GET_ITEM(item, 0);
+        q = PyTuple_GET_ITEM(item, 1);
+        if (!PyFloat_CheckExact(p) || !PyFloat_CheckExact(q)) {
+            bad = j;
+            break;
+        }
+        double price = PyFloat_AS_DOUBLE(p), qty = PyFloat_AS_DOUBLE(q);
+        if (!(price > 0.0 && price < INFINITY && qty >= 0.0 && qty < INFINITY)
+            || (!allow_zero && qty == 0.0))
+            bad = j;
+    }
+    Py_DECREF(seq);
+    return PyLong_FromSsize_t(bad);
+}
+
+static PyMethodDef module_methods[] = {
+    {"first_bad_level", (PyCFunction)(void (*)(void))first_bad_level, METH_FASTCALL,
+     "first_bad_level(levels, allow_zero): index of the first invalid (price, qty) level, or -1."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef cside_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "microstream.book._cside",
     .m_doc = "Compiled order-book side (see microstream.book.orderbook).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -15,7 +15,7 @@ import heapq
 import logging
 import math
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from microstream.errors import InvalidEventError
 from microstream.events import Level
@@ -145,13 +145,36 @@ WINDOW = 64
 MIN_WINDOW = 10
 """Below this many window keys (with more levels in the book) the window is rebuilt."""
 
+
+def py_first_bad_level(levels: Sequence[Level], allow_zero: bool) -> int:
+    """Index of the first invalid ``(price, qty)`` level, or -1 (pure-Python reference).
+
+    Valid: a tuple of two floats, ``0 < price < inf``, ``0 <= qty < inf``, and
+    ``qty > 0`` unless ``allow_zero``. NaN fails every check.
+    """
+    for i, level in enumerate(levels):
+        if type(level) is not tuple or len(level) != 2:
+            return i
+        price, qty = level
+        if type(price) is not float or type(qty) is not float:
+            return i
+        if not (0.0 < price < math.inf and 0.0 <= qty < math.inf) or (
+            not allow_zero and qty == 0.0
+        ):
+            return i
+    return -1
+
+
 SideType = type[PySide]
+FirstBadLevel = Callable[[Sequence[Level], bool], int]
 
 try:
     from microstream.book._cside import Side as _CompiledSide
+    from microstream.book._cside import first_bad_level as _compiled_first_bad_level
 except ImportError:  # not built: the pure-Python side, with a warning
     COMPILED = False
     Side: SideType = PySide
+    first_bad_level: FirstBadLevel = py_first_bad_level
     log.warning(
         "the compiled order book (microstream.book._cside) is not built; using the slower "
         "pure-Python one. Run `make install` (needs a C compiler) to build it."
@@ -159,6 +182,7 @@ except ImportError:  # not built: the pure-Python side, with a warning
 else:
     COMPILED = True
     Side = _CompiledSide  # type: ignore[assignment]
+    first_bad_level = _compiled_first_bad_level
 
 
 class OrderBook:

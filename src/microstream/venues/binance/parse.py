@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from microstream.book.orderbook import first_bad_level
 from microstream.errors import InvalidEventError, ParseError, UnknownEventError
 from microstream.events import (
     BINANCE_COINM,
@@ -122,11 +123,12 @@ def _check_qty(value: float, what: str, allow_zero: bool) -> float:
 
 
 def _levels(raw: list[tuple[float, float]], what: str, allow_zero: bool) -> tuple[Level, ...]:
-    for price, qty in raw:
-        if not (price > 0.0 and price != math.inf and qty >= 0.0 and qty != math.inf):
-            raise InvalidEventError(f"{what} level ({price!r}, {qty!r}) is not valid")
+    bad = first_bad_level(raw, allow_zero)
+    if bad >= 0:
+        price, qty = raw[bad]
         if not allow_zero and qty == 0.0:
             raise InvalidEventError(f"{what} level at {price!r} has zero quantity")
+        raise InvalidEventError(f"{what} level ({price!r}, {qty!r}) is not valid")
     return tuple(raw)
 
 
@@ -248,12 +250,35 @@ def _event_from(kind: str, data: Any, frame: RawFrame, exchange: str, stream: st
     return parse_snapshot(data, exchange, symbol, frame.ts_recv)
 
 
-def _stream_of(payload: bytes) -> str | None:
-    """The stream name of a combined-stream frame, read without decoding it."""
+_Route = tuple[str, str, "msgspec.json.Decoder[Any] | None"]
+_ROUTES: dict[bytes, _Route] = {}
+_MAX_ROUTES = 4096  # distinct stream names remembered (a bound against garbage input)
+_PREFIX_LEN = len(_STREAM_PREFIX)
+
+
+def _route(payload: bytes) -> _Route | None:
+    """``(stream, kind, envelope decoder)`` of a combined-stream frame, read without decoding it.
+
+    The classification of each stream name is computed once and remembered.
+    """
     if not payload.startswith(_STREAM_PREFIX):
         return None
-    end = payload.find(b'"', len(_STREAM_PREFIX))
-    return None if end < 0 else payload[len(_STREAM_PREFIX) : end].decode()
+    end = payload.find(b'"', _PREFIX_LEN)
+    if end < 0:
+        return None
+    name = payload[_PREFIX_LEN:end]
+    route = _ROUTES.get(name)
+    if route is None:
+        try:
+            stream = name.decode()
+        except UnicodeDecodeError:
+            return None
+        kind = stream_kind(stream)
+        route = (stream, kind, _ENVELOPE_DECODERS.get(kind))
+        if len(_ROUTES) >= _MAX_ROUTES:
+            _ROUTES.clear()
+        _ROUTES[name] = route
+    return route
 
 
 def parse_frame(frame: RawFrame) -> list[MarketEvent]:
@@ -270,10 +295,9 @@ def parse_frame(frame: RawFrame) -> list[MarketEvent]:
     exchange = exchange_of(frame.market)
     payload = frame.payload
     try:
-        stream = _stream_of(payload)
-        if stream is not None:
-            kind = stream_kind(stream)
-            decoder = _ENVELOPE_DECODERS.get(kind)
+        route = _route(payload)
+        if route is not None:
+            stream, kind, decoder = route
             if decoder is not None:
                 env = decoder.decode(payload)
                 if kind == TRADE and env.data.X not in (None, "MARKET"):
