@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from microstream.bus.memory import MemoryBus
-from microstream.bus.protocol import Row, Topics
+from microstream.bus.protocol import Topics
 from microstream.capture import CaptureSource, describe, read_captures
+from microstream.config import Settings
 from microstream.engine import Engine, Ingestor, PipelineOptions
 from microstream.frames import RawFrame
 from microstream.store.lake import LakeWriter
+from microstream.store.sink import LakeSink
 
 STAGES = ("parse", "book", "features", "models", "sinks")
 _DATE = re.compile(r"_(\d{8})")
@@ -132,19 +134,22 @@ class SessionResult:
 
 def _pipeline(
     out: Path, options: PipelineOptions, clock: StageClock | None, lake: bool = True
-) -> tuple[Ingestor, Engine, LakeWriter]:
+) -> tuple[Ingestor, Engine, LakeSink]:
+    """The replay's pipeline: the same lake sink (background thread) and writer settings."""
     bus = MemoryBus()
     ingest = Ingestor(bus)
     engine = Engine(bus, options)
-    writer = LakeWriter(out, flush_rows=50_000, flush_seconds=3600)
+    settings = options.settings or Settings.from_env()
+    writer = LakeWriter(out, flush_rows=settings.flush_rows, flush_seconds=settings.flush_seconds)
+    lake_sink = LakeSink(writer, put_timeout=None)  # back-pressure: a benchmark never drops
 
     def sink(key: str, row: Any) -> None:
-        if lake and isinstance(row, Row):
-            writer.add(row)
+        if lake:
+            lake_sink.on_message(key, row)
 
     if clock is None:
         bus.subscribe(Topics.ROWS, sink)
-        return ingest, engine, writer
+        return ingest, engine, lake_sink
     bus.subscribe(Topics.ROWS, clock.wrap("sinks", sink))
     ingest.decoder.decode = clock.wrap("parse", ingest.decoder.decode)  # type: ignore[method-assign]
     make = engine.pipeline
@@ -161,7 +166,7 @@ def _pipeline(
         return pipe
 
     engine.pipeline = timed_pipeline  # type: ignore[method-assign]
-    return ingest, engine, writer
+    return ingest, engine, lake_sink
 
 
 def run_timed(
@@ -172,7 +177,7 @@ def run_timed(
 ) -> tuple[float, float, Ingestor]:
     """Wall and CPU seconds of one run over ``frames`` (``lake=False``: rows not written)."""
     with tempfile.TemporaryDirectory(prefix="microstream-bench-") as tmp:
-        ingest, engine, writer = _pipeline(Path(tmp), options, clock, lake)
+        ingest, engine, sink = _pipeline(Path(tmp), options, clock, lake)
         on_frame = ingest.on_frame
         gc.collect()
         start, cpu = time.perf_counter(), time.process_time()
@@ -184,7 +189,7 @@ def run_timed(
         if clock is not None:
             clock.leave()
             clock.enter("sinks")
-        writer.close()
+        sink.close()
         if clock is not None:
             clock.leave()
         return time.perf_counter() - start, time.process_time() - cpu, ingest

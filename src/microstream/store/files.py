@@ -106,8 +106,14 @@ def ensure_dir(directory: Path) -> None:
 
 
 def _write_parquet(table: pa.Table, handle: object) -> None:
-    """The actual encoder (a seam for tests that simulate a full disk)."""
-    pq.write_table(table, handle, compression=COMPRESSION)
+    """The actual encoder (a seam for tests that simulate a full disk).
+
+    Dictionary encoding only for string columns: on prices, quantities and
+    times it made the files larger and slower to write (measured on the spot
+    capture's tables: 883 KB vs 685 KB, 19 ms vs 12 ms).
+    """
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table, handle, compression=COMPRESSION, use_dictionary=strings or False)
 
 
 def write_temp(path: Path, table: pa.Table) -> Path:
