@@ -9,8 +9,11 @@ in alternating rounds (best round of each kept, so both see the same machine):
   symbol list comes from a local exchangeInfo answer. Its Binance handler only
   understands ``aggTrade`` trade frames, so each ``trade`` frame is handed to it
   re-labelled as an ``aggTrade`` with the same price, quantity, side and id.
-* MicroStream: parse + book + features + models + Parquet lake (written
-  synchronously to a temporary directory), the snapshot line in-stream.
+* MicroStream: parse + book + features + models + Parquet lake (written to a
+  temporary directory by the replay's lake sink; the time ends when its last
+  file is on disk), the snapshot line in-stream. Its wall time includes the
+  lake sink's background thread; the CPU time (``*_per_cpu_s``) counts every
+  thread of the process.
 
 Usage::
 

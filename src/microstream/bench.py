@@ -12,8 +12,13 @@ A short untimed warm-up run first pays the one-time costs (imports, loading
 the model files), which a long-running engine pays once at start-up.
 
 Sessions run back to back in one process, with the resident set size sampled
-after each, so a growing RSS would show. The lake is written synchronously to
-a temporary directory, so its cost is inside the measured time.
+after each, so a growing RSS would show. The lake is written to a temporary
+directory by the same :class:`~microstream.store.sink.LakeSink` (a background
+thread) and flush settings as ``microstream replay``; the measured time ends
+when the sink has written and fsynced its last file, so the lake's whole cost
+is inside it. The ``sinks`` stage is the feed thread's share: handing rows to
+the sink and waiting for its final flush (the sink thread's work while the
+feed runs shows up in the stage it interrupts).
 """
 
 from __future__ import annotations
