@@ -288,3 +288,29 @@ def test_rows_to_table_orders_declared_columns_then_extras() -> None:
     assert table.column("open").to_pylist() == [None, 1.0]
     assert table.column("trades").to_pylist() == [None, 3]
     assert table.column("zz").to_pylist() == ["a", None]
+
+
+def test_a_failed_file_among_several_loses_only_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several partitions flush at once (written in parallel): one full-disk
+    failure loses that file's rows only, the others are written, the counters add up."""
+    real = lake_files._write_parquet
+
+    def fail_for_eth(table: Any, handle: Any) -> None:
+        if "ETHUSDT" in handle.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(table, handle)
+
+    monkeypatch.setattr(lake_files, "_write_parquet", fail_for_eth)
+    writer = LakeWriter(tmp_path, flush_rows=1000)
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
+        for i in range(3):
+            writer.add(trade(i, symbol=symbol))
+    with pytest.raises(StoreError, match="ETHUSDT"):
+        writer.close()
+    stats = writer.stats
+    assert stats.files_written == 2 and stats.rows_written == 6
+    assert stats.errors == 1 and stats.rows_lost == 3 and stats.rows_buffered == 0
+    assert sorted(scan(tmp_path, "trades")["symbol"].unique().to_list()) == ["BTCUSDT", "SOLUSDT"]
+    assert list(tmp_path.rglob("*.tmp")) == []

@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class LakeWriter:
         self._errors = 0
         self._warned: set[str] = set()
         self._closed = False
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def stats(self) -> WriterStats:
@@ -186,21 +188,63 @@ class LakeWriter:
         if self._closed:
             return
         self._closed = True
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
 
     def _flush_keys(self, keys: list[PartitionKey]) -> int:
+        """Write the buffers of ``keys``: convert each (needs the GIL), write in the background.
+
+        Parquet encoding, compression and fsync release the GIL, so a file is
+        written by a small thread pool while the next buffer is converted. The
+        counters are updated here, in the owning thread, once each write is done.
+        """
         first_error: StoreError | None = None
         written = 0
+        pending: list[tuple[Future[None], str, Path, int]] = []
         for key in keys:
             try:
-                written += self._flush_key(key)
+                job = self._prepare(key)
             except StoreError as exc:
                 first_error = first_error or exc
+                continue
+            if job is None:
+                continue
+            name, path, table = job
+            if len(keys) == 1:
+                try:
+                    self._write(name, path, table)
+                    written += 1
+                except StoreError as exc:
+                    first_error = first_error or exc
+                continue
+            pending.append(
+                (self._pool().submit(write_atomic, path, table), name, path, table.num_rows)
+            )
+        for future, name, path, rows in pending:
+            try:
+                future.result()
+            except Exception as exc:  # StoreError, or anything the encoder raised
+                self._write_failed(name, path, rows)
+                error = exc if isinstance(exc, StoreError) else StoreError(f"{path}: {exc!r}")
+                first_error = first_error or error
+            else:
+                self._written(rows)
+                written += 1
         if first_error is not None:
             raise first_error
         return written
 
-    def _flush_key(self, key: PartitionKey) -> int:
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lake-write")
+        return self._executor
+
+    def _prepare(self, key: PartitionKey) -> tuple[str, Path, pa.Table] | None:
+        """Take a partition's buffer out and convert it; None if no row survived."""
         buffer = self._buffers.pop(key)
         self._buffered -= len(buffer.rows)
         self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
@@ -212,19 +256,33 @@ class LakeWriter:
             self._rows_lost += len(buffer.rows)
             raise StoreError(f"lake table {name}: rows cannot be converted: {exc!r}") from exc
         if table.num_rows == 0:
-            return 0
+            return None
         directory = partition_dir(self.root, name, exchange, symbol, date_of_day(day))
         self._seq += 1
-        path = directory / part_name(buffer.first_ts, self._seq, self.writer_id)
+        return name, directory / part_name(buffer.first_ts, self._seq, self.writer_id), table
+
+    def _write(self, name: str, path: Path, table: pa.Table) -> None:
         try:
             write_atomic(path, table)
         except StoreError:
-            self._errors += 1
-            self._rows_lost += table.num_rows
-            log.error("lake: %d rows of %s lost: cannot write %s", table.num_rows, name, path)
+            self._write_failed(name, path, table.num_rows)
             raise
-        self._rows_written += table.num_rows
+        self._written(table.num_rows)
+
+    def _written(self, rows: int) -> None:
+        self._rows_written += rows
         self._files_written += 1
+
+    def _write_failed(self, name: str, path: Path, rows: int) -> None:
+        self._errors += 1
+        self._rows_lost += rows
+        log.error("lake: %d rows of %s lost: cannot write %s", rows, name, path)
+
+    def _flush_key(self, key: PartitionKey) -> int:
+        job = self._prepare(key)
+        if job is None:
+            return 0
+        self._write(*job)
         return 1
 
     def _spec(self, row: Row) -> TableSpec | None:
