@@ -94,6 +94,9 @@ def test_compiled_side_rejects_malformed_levels() -> None:
             side.update(bad)
     with pytest.raises(ValueError):
         CSide(0)
+    uninitialised = CSide.__new__(CSide)
+    with pytest.raises(ValueError):
+        uninitialised.update([(1.0, 1.0)])
     assert len(side) == 0
 
 

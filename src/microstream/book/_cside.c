@@ -156,6 +156,10 @@ side_set(SideObject *self, int64_t key, double qty)
 static PyObject *
 side_update(SideObject *self, PyObject *levels)
 {
+    if (self->sign == 0) {
+        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
     if (seq == NULL)
         return NULL;
@@ -200,6 +204,10 @@ entry_cmp(const void *a, const void *b)
 static PyObject *
 side_load(SideObject *self, PyObject *levels)
 {
+    if (self->sign == 0) {
+        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
     if (seq == NULL)
         return NULL;
