@@ -12,6 +12,11 @@ ARGS ?=
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py src/microstream/book/_cside.c
+	@command -v cc >/dev/null || command -v gcc >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		echo "no C compiler: installing gcc (for the compiled order book)"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq gcc libc6-dev >/dev/null \
+		|| echo "gcc could not be installed: the slower pure-Python order book will be used"; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
