@@ -117,6 +117,28 @@ level_error(double price, double qty)
     return -1;
 }
 
+/* A level as two doubles with 0 < price < MAX_PRICE and 0 <= qty < inf (NaN fails). */
+static int
+read_valid_level(PyObject *item, double *price, double *qty)
+{
+    if (read_level(item, price, qty) < 0)
+        return -1;
+    if (!(*price > 0.0 && *price < MAX_PRICE && *qty >= 0.0 && *qty < INFINITY))
+        return level_error(*price, *qty);
+    return 0;
+}
+
+/* The levels argument as a fast sequence, once the side is known to be initialised. */
+static PyObject *
+levels_of(const SideObject *self, PyObject *levels)
+{
+    if (self->sign == 0) {
+        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
+        return NULL;
+    }
+    return PySequence_Fast(levels, "levels must be a sequence");
+}
+
 static inline int64_t
 key_of(double price, int sign)
 {
@@ -156,24 +178,15 @@ side_set(SideObject *self, int64_t key, double qty)
 static PyObject *
 side_update(SideObject *self, PyObject *levels)
 {
-    if (self->sign == 0) {
-        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
+    PyObject *seq = levels_of(self, levels);
     if (seq == NULL)
         return NULL;
     Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t j = 0; j < m; j++) {
         double price, qty;
-        if (read_level(items[j], &price, &qty) < 0)
+        if (read_valid_level(items[j], &price, &qty) < 0)
             goto fail;
-        /* NaN fails every comparison, so it is rejected here too */
-        if (!(price > 0.0 && price < MAX_PRICE && qty >= 0.0 && qty < INFINITY)) {
-            level_error(price, qty);
-            goto fail;
-        }
         if (side_set(self, key_of(price, self->sign), qty) < 0)
             goto fail;
     }
@@ -204,11 +217,7 @@ entry_cmp(const void *a, const void *b)
 static PyObject *
 side_load(SideObject *self, PyObject *levels)
 {
-    if (self->sign == 0) {
-        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
+    PyObject *seq = levels_of(self, levels);
     if (seq == NULL)
         return NULL;
     Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
@@ -221,12 +230,8 @@ side_load(SideObject *self, PyObject *levels)
     Py_ssize_t count = 0;
     for (Py_ssize_t j = 0; j < m; j++) {
         double price, qty;
-        if (read_level(items[j], &price, &qty) < 0)
+        if (read_valid_level(items[j], &price, &qty) < 0)
             goto fail;
-        if (!(price > 0.0 && price < MAX_PRICE && qty >= 0.0 && qty < INFINITY)) {
-            level_error(price, qty);
-            goto fail;
-        }
         entries[count].key = key_of(price, self->sign);
         entries[count].qty = qty;
         entries[count].order = j;
