@@ -1,15 +1,20 @@
 """The five-class market regime: an explainable score with hysteresis.
 
-Every ``features`` row (one per grid point) gives three components, each a
-number in ``[-1, 1]`` (positive = bullish):
+Every ``features`` row (one per grid point) gives up to five components, each
+a number in ``[-1, 1]`` (positive = bullish):
 
-- **trend** ``= tanh(z / trend_scale)`` with ``z = ln(mid_t / mid_{t-W}) /
-  (σ̄ · sqrt(W / 60 s))``: the mid's move over the last ``W`` seconds in units
-  of the move that a typical 1-minute volatility ``σ̄`` would produce by chance.
-  ``σ̄`` is an exponential moving average of ``volatility_1m`` with time
-  constant ``vol_baseline_s`` (0: the current ``volatility_1m`` itself). A
-  slow baseline keeps the *size* of a move visible: a strong trend is also
-  more volatile, and dividing by its own volatility would hide that;
+- **trend** ``= tanh(z / trend_scale)`` with ``z = ln(mid_t / mid_{t-w}) ·
+  (60 s / w) / σ̄``: the mid's drift per minute over the look-back ``w``, in
+  units of a typical 1-minute volatility ``σ̄`` (an exponential moving average
+  of the squared 1-second log returns of the mid, scaled to a minute, with time
+  constant ``vol_baseline_s``; 0: the current ``volatility_1m`` itself). The look-back adapts: the candidates are
+  ``trend_min_window_s``, twice that, four times, … up to ``trend_window_s``;
+  the drift over the shortest one is the reference, and the longest candidate
+  whose drift agrees with it within ``trend_consistency`` standard errors of
+  the reference (``σ̄ · sqrt(60 s / w_min)`` per minute) is used. In a steady
+  trend that is the long window (little noise); right after the market turns
+  the long windows disagree with the recent drift and the short one is used
+  (little lag). ``trend_consistency`` 0 always uses ``trend_window_s``;
 - **flow** ``= tanh(flow_imbalance_1m / flow_scale)``: who is aggressive — the
   buy minus sell market-order volume of the last minute over their sum;
 - **pressure** ``= tanh(P / pressure_scale)`` with ``P = (buy_volume_1m −
@@ -18,10 +23,15 @@ number in ``[-1, 1]`` (positive = bullish):
   ``buy_volume_1m + sell_volume_1m`` with time constant ``volume_baseline_s``).
   Unlike flow, it grows when the one-sided trading is also heavy;
 - **book** ``= tanh(imbalance_l5 / book_scale)``: resting bid minus ask size on
-  the top five levels over their sum.
+  the top five levels over their sum;
+- **ofi** ``= tanh(O / ofi_scale)`` with ``O = ofi_10s / Ō``: the order-flow
+  imbalance at the best quotes over the last 10 s (Cont–Kukanov–Stoikov) in
+  units of its typical size ``Ō`` (an exponential moving average of
+  ``|ofi_10s|`` with time constant ``volume_baseline_s``). It reacts within
+  seconds, before a move shows in the minute windows.
 
 The **raw score** is their weighted mean over the components that are
-available (weights ``w_trend``, ``w_flow``, ``w_pressure``, ``w_book``), and the **score** is
+available (weights ``w_trend``, ``w_flow``, ``w_pressure``, ``w_book``, ``w_ofi``), and the **score** is
 that raw score smoothed by an exponential moving average of time constant
 ``smoothing_s``; it stays in ``[-1, 1]``. The **coverage** is the weight share
 of the available components; below ``min_coverage`` there is no regime
@@ -41,15 +51,16 @@ is how far the score is inside its class band (distance to the nearest edge /
 
 Missing data: ``book_valid`` false or null book features remove trend and book
 (and empty the mid history so no stale reference is used once the book comes
-back); no trade in the last minute removes flow and pressure.
+back); a null ``ofi_10s`` removes ofi; no trade in the last minute removes flow
+and pressure.
 
-Cost: O(1) amortised per row (a deque of recent mids).
+Cost: O(number of look-backs · log n) per row (a list of recent mids, bisected).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +101,7 @@ extend_table(
         "flow": pa.float64(),
         "pressure": pa.float64(),
         "book": pa.float64(),
+        "ofi": pa.float64(),
         "coverage": pa.float64(),
         "status": pa.string(),
     },
@@ -101,11 +113,17 @@ class RegimeConfig:
     """Parameters of the regime score (defaults tuned on the simulator, see docs/models.md).
 
     Attributes:
-        trend_window_s: look-back ``W`` of the trend component (seconds).
-        trend_scale / flow_scale / pressure_scale / book_scale: input value
-            giving ``tanh(1) ≈ 0.76`` for each component.
-        w_trend / w_flow / w_pressure / w_book: component weights.
-        volume_baseline_s: time constant of the typical minute volume ``V̄``.
+        trend_window_s: longest look-back of the trend component (seconds).
+        trend_min_window_s: shortest look-back (seconds); the candidates double
+            from it up to ``trend_window_s``.
+        trend_consistency: how many standard errors a longer look-back's drift
+            may differ from the shortest one's and still be used (0: always
+            the longest).
+        trend_scale / flow_scale / pressure_scale / book_scale / ofi_scale:
+            input value giving ``tanh(1) ≈ 0.76`` for each component.
+        w_trend / w_flow / w_pressure / w_book / w_ofi: component weights.
+        volume_baseline_s: time constant of the typical minute volume ``V̄``
+            and of the typical order-flow imbalance ``Ō``.
         smoothing_s: time constant of the score's moving average (0: none).
         enter / exit: thresholds of ``bullish`` (and ``-`` of ``bearish``).
         strong_enter / strong_exit: thresholds of the strong classes.
@@ -117,38 +135,57 @@ class RegimeConfig:
             (0: use the current ``volatility_1m``).
     """
 
-    trend_window_s: float = 45.0
-    trend_scale: float = 3.0
-    flow_scale: float = 0.3
-    pressure_scale: float = 0.3
-    book_scale: float = 1.0
-    w_trend: float = 0.5
-    w_flow: float = 0.4
-    w_pressure: float = 0.25
-    w_book: float = 0.2
+    trend_window_s: float = 160.0
+    trend_min_window_s: float = 15.0
+    trend_consistency: float = 0.75
+    trend_scale: float = 18.0
+    flow_scale: float = 1.5
+    pressure_scale: float = 0.26
+    book_scale: float = 1.4
+    ofi_scale: float = 1.0
+    w_trend: float = 1.0
+    w_flow: float = 0.1
+    w_pressure: float = 0.05
+    w_book: float = 0.05
+    w_ofi: float = 0.0
     volume_baseline_s: float = 600.0
-    smoothing_s: float = 40.0
-    enter: float = 0.2
-    exit: float = 0.14
-    strong_enter: float = 0.5
-    strong_exit: float = 0.44
-    min_dwell_s: float = 15.0
+    smoothing_s: float = 25.0
+    enter: float = 0.12
+    exit: float = 0.10
+    strong_enter: float = 0.26
+    strong_exit: float = 0.24
+    min_dwell_s: float = 5.0
     min_coverage: float = 0.5
-    confidence_span: float = 0.2
+    confidence_span: float = 0.07
     vol_floor: float = 1e-5
-    vol_baseline_s: float = 120.0
+    vol_baseline_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exit <= self.enter <= self.strong_exit <= self.strong_enter <= 1.0:
             raise ValueError("need 0 <= exit <= enter <= strong_exit <= strong_enter <= 1")
-        weights = (self.w_trend, self.w_flow, self.w_pressure, self.w_book)
+        weights = (self.w_trend, self.w_flow, self.w_pressure, self.w_book, self.w_ofi)
         if min(weights) < 0 or self.total_weight <= 0:
             raise ValueError("weights must be non-negative with a positive sum")
+        if not 0.0 < self.trend_min_window_s <= self.trend_window_s:
+            raise ValueError("need 0 < trend_min_window_s <= trend_window_s")
+
+    @property
+    def trend_windows_s(self) -> tuple[float, ...]:
+        """The look-backs the trend chooses from, shortest first."""
+        if self.trend_consistency <= 0:
+            return (self.trend_window_s,)
+        out = []
+        w = self.trend_min_window_s
+        while w < self.trend_window_s:
+            out.append(w)
+            w *= 2.0
+        out.append(self.trend_window_s)
+        return tuple(out)
 
     @property
     def total_weight(self) -> float:
         """Sum of the component weights."""
-        return self.w_trend + self.w_flow + self.w_pressure + self.w_book
+        return self.w_trend + self.w_flow + self.w_pressure + self.w_book + self.w_ofi
 
     def band(self, level: int) -> tuple[float, float]:
         """The score interval in which class ``level`` (-2..2) is kept."""
@@ -199,10 +236,15 @@ class RegimeDetector:
         self.symbol = symbol
         self.config = config or RegimeConfig()
         self._emit = emit
-        self._mids: deque[tuple[int, float]] = deque()
+        self._mid_ts: list[int] = []
+        self._mid_log: list[float] = []
+        self._mid_lo = 0  # first entry still inside the longest look-back
+        self._windows_ns = [int(w * NS_PER_S) for w in self.config.trend_windows_s]
         self._score: float | None = None
         self._volume_base: float | None = None
-        self._vol_base: float | None = None
+        self._var_sum = 0.0  # EW sum of squared 1-s mid log returns (per minute)
+        self._var_weight = 0.0
+        self._ofi_base: float | None = None
         self._last_ts: int | None = None
         self._level: int | None = None
         self._entered_ts = 0
@@ -230,33 +272,71 @@ class RegimeDetector:
         """``(component, z)``; ``None`` if the book is invalid or history is short."""
         mid = _num(values, "mid")
         if mid is None or mid <= 0.0 or values.get("book_valid") is False:
-            self._mids.clear()
+            self._forget_mids()
             return None, None
-        window_ns = int(self.config.trend_window_s * NS_PER_S)
-        mids = self._mids
-        mids.append((ts, mid))
-        while len(mids) > 1 and mids[1][0] <= ts - window_ns:
-            mids.popleft()
-        ref_ts, ref_mid = mids[0]
-        span_s = (ts - ref_ts) / NS_PER_S
+        stamps, logs = self._mid_ts, self._mid_log
+        stamps.append(ts)
+        logs.append(math.log(mid))
         vol = self._volatility(ts, _num(values, "volatility_1m"))
-        if span_s < self.config.trend_window_s / 2 or vol is None:
+        windows = self._windows_ns
+        lo = self._mid_lo
+        while lo + 1 < len(stamps) and stamps[lo + 1] <= ts - windows[-1]:
+            lo += 1
+        if lo > 4096:  # drop what no look-back needs any more
+            del stamps[:lo], logs[:lo]
+            lo = 0
+        self._mid_lo = lo
+        if vol is None:
             return None, None
-        sigma = max(vol, self.config.vol_floor) * math.sqrt(span_s / 60.0)
-        z = math.log(mid / ref_mid) / sigma
+        sigma = max(vol, self.config.vol_floor)
+        drift = None  # per minute, log units
+        reference = 0.0
+        for k, window in enumerate(windows):
+            pos = bisect.bisect_right(stamps, ts - window, lo) - 1
+            if pos < lo:
+                break  # not enough history for this look-back (nor longer ones)
+            span_s = (ts - stamps[pos]) / NS_PER_S
+            d = (logs[-1] - logs[pos]) * 60.0 / span_s
+            if k == 0:
+                drift, reference = d, d
+                tolerance = self.config.trend_consistency * sigma * math.sqrt(60.0 / span_s)
+            elif abs(d - reference) > tolerance:
+                break
+            else:
+                drift = d
+        if drift is None:
+            return None, None
+        z = drift / sigma
         return math.tanh(z / self.config.trend_scale), z
 
+    def _forget_mids(self) -> None:
+        self._mid_ts.clear()
+        self._mid_log.clear()
+        self._mid_lo = 0
+
     def _volatility(self, ts: int, vol: float | None) -> float | None:
-        """The volatility baseline ``σ̄`` (the current value without a baseline)."""
+        """The volatility baseline ``σ̄`` (``volatility_1m`` itself without a baseline).
+
+        With ``vol_baseline_s > 0`` it is the root of an exponentially weighted
+        mean (time constant ``vol_baseline_s``, bias-corrected so that the first
+        seconds count fully) of the squared 1-second log returns of the mid,
+        scaled to one minute: unlike ``volatility_1m`` it is not too small
+        while the first minute of data fills up. Call after appending the mid.
+        """
         tau = self.config.vol_baseline_s
-        if vol is None or vol < 0 or tau <= 0:
-            return vol
-        if self._vol_base is None or self._last_ts is None:
-            self._vol_base = vol
-        else:
-            alpha = 1.0 - math.exp(-(ts - self._last_ts) / NS_PER_S / tau)
-            self._vol_base += alpha * (vol - self._vol_base)
-        return self._vol_base
+        if tau <= 0:
+            return vol if vol is not None and vol >= 0 else None
+        stamps, logs = self._mid_ts, self._mid_log
+        if len(stamps) - self._mid_lo >= 2:
+            dt = (stamps[-1] - stamps[-2]) / NS_PER_S
+            if dt > 0:
+                decay = math.exp(-dt / tau)
+                r = logs[-1] - logs[-2]
+                self._var_sum = self._var_sum * decay + (1.0 - decay) * r * r * 60.0 / dt
+                self._var_weight = self._var_weight * decay + (1.0 - decay)
+        if self._var_weight <= 0:
+            return None
+        return math.sqrt(self._var_sum / self._var_weight)
 
     def _pressure(self, ts: int, values: Mapping[str, Any]) -> float | None:
         """Net aggressive volume of the last minute over the typical minute volume."""
@@ -272,6 +352,20 @@ class RegimeDetector:
             self._volume_base += alpha * (total - self._volume_base)
         return (buy - sell) / self._volume_base
 
+    def _ofi(self, ts: int, values: Mapping[str, Any]) -> float | None:
+        """``ofi_10s`` over its typical absolute size (None until that is positive)."""
+        ofi = _num(values, "ofi_10s")
+        if ofi is None or values.get("book_valid") is False:
+            return None
+        size = abs(ofi)
+        if self._ofi_base is None or self._last_ts is None:
+            self._ofi_base = size
+        else:
+            dt = (ts - self._last_ts) / NS_PER_S
+            alpha = 1.0 - math.exp(-dt / self.config.volume_baseline_s)
+            self._ofi_base += alpha * (size - self._ofi_base)
+        return ofi / self._ofi_base if self._ofi_base > 0 else None
+
     def _components(self, ts: int, values: Mapping[str, Any]) -> dict[str, Any]:
         cfg = self.config
         trend, z = self._trend(ts, values)
@@ -279,14 +373,17 @@ class RegimeDetector:
         flow_raw = _num(values, "flow_imbalance_1m")
         pressure_raw = self._pressure(ts, values)
         book_raw = _num(values, "imbalance_l5") if book_ok else None
+        ofi_raw = self._ofi(ts, values) if cfg.w_ofi > 0 else None
         flow = None if flow_raw is None else math.tanh(flow_raw / cfg.flow_scale)
         pressure = None if pressure_raw is None else math.tanh(pressure_raw / cfg.pressure_scale)
         book = None if book_raw is None else math.tanh(book_raw / cfg.book_scale)
+        ofi = None if ofi_raw is None else math.tanh(ofi_raw / cfg.ofi_scale)
         parts = (
             (trend, cfg.w_trend),
             (flow, cfg.w_flow),
             (pressure, cfg.w_pressure),
             (book, cfg.w_book),
+            (ofi, cfg.w_ofi),
         )
         weight = sum(w for c, w in parts if c is not None)
         raw = sum(c * w for c, w in parts if c is not None) / weight if weight > 0 else None
@@ -297,6 +394,7 @@ class RegimeDetector:
             "flow": flow,
             "pressure": pressure,
             "book": book,
+            "ofi": ofi,
             "coverage": weight / cfg.total_weight,
         }
 

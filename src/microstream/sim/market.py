@@ -118,6 +118,7 @@ class MarketParams:
     metaorder_alpha: float = 1.1  # Pareto exponent of the number of child orders
     metaorder_min: float = 2.0
     metaorder_max: int = 400
+    metaorders_end_with_regime: bool = True  # a regime switch ends every live metaorder
     child_share: float = 0.9  # share of market orders that come from active metaorders
     imbalance_sign: float = 0.3  # noise buy probability slope in the L1 imbalance
     regime_sign: float = 1.0  # how much of the regime buy share noise traders follow
@@ -306,7 +307,10 @@ class Market:
         if t_end_ms <= self.t_ms:
             return
         while True:
-            self._regime = self.regimes.regime_at(int(self.t_ms))
+            regime = self.regimes.regime_at(int(self.t_ms))
+            if regime != self._regime and self.params.metaorders_end_with_regime:
+                self._end_metaorders()
+            self._regime = regime
             horizon = min(t_end_ms, float(self.regimes.next_switch_ms))
             self._run_segment(horizon)
             if horizon >= t_end_ms:
@@ -319,6 +323,7 @@ class Market:
         rp: RegimeParams = self.regimes.params[self._regime]
         act = rp.activity
         skew = rp.skew
+        trend = rp.trend
         lam_limit = p.limit_rate * act
         join_bid = min(0.95, max(0.02, p.join_prob * (1.0 + p.skew_join * skew)))
         join_ask = min(0.95, max(0.02, p.join_prob * (1.0 - p.skew_join * skew)))
@@ -380,6 +385,7 @@ class Market:
                 flow = self._flow()
                 pull = p.anchor_pull * (ia + ib - _WINDOW) * 0.5 / self._ticks_per_100bps
                 lean = p.jump_imbalance * imb + p.jump_skew * skew + p.jump_flow * flow - pull
+                lean += trend
                 up = u() < 0.5 + lean
                 self._reprice(up, rp, flow)
                 self._record_top(ia, ib, qa, qb)
@@ -513,6 +519,12 @@ class Market:
         if self._q[side][index] <= 0:
             return
         self._remove(side, index, self._limit_size())
+
+    def _end_metaorders(self) -> None:
+        """A regime switch ends every live metaorder (its parent decision is stale)."""
+        self._meta.clear()
+        self._meta_net = 0
+        self._meta_total = 0
 
     def _start_metaorder(self, rp: RegimeParams) -> None:
         p = self.params

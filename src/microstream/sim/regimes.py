@@ -29,6 +29,10 @@ class RegimeParams:
     - ``activity``: multiplier of every order intensity.
     - ``aggression``: multiplier of market-order sizes (volatility).
     - ``mean_duration_s``: mean holding time of the regime.
+    - ``trend``: tilt of the direction of repricings (the up-probability is
+      ``0.5 + trend`` plus the other leans): the regime's drift. Makers who
+      know where the price is heading requote toward it; this is what makes a
+      regime visible in the price within seconds of its start.
     """
 
     buy_share: float
@@ -36,14 +40,15 @@ class RegimeParams:
     activity: float
     aggression: float
     mean_duration_s: float
+    trend: float = 0.0
 
 
 DEFAULT_REGIME_PARAMS: dict[str, RegimeParams] = {
-    "strongly_bullish": RegimeParams(0.68, 0.45, 1.3, 1.3, 150.0),
-    "bullish": RegimeParams(0.58, 0.25, 1.1, 1.1, 200.0),
-    "neutral": RegimeParams(0.50, 0.0, 0.85, 0.9, 240.0),
-    "bearish": RegimeParams(0.42, -0.25, 1.1, 1.1, 200.0),
-    "strongly_bearish": RegimeParams(0.32, -0.45, 1.3, 1.3, 150.0),
+    "strongly_bullish": RegimeParams(0.80, 0.45, 1.3, 1.3, 180.0, 0.28),
+    "bullish": RegimeParams(0.65, 0.25, 1.1, 1.1, 240.0, 0.14),
+    "neutral": RegimeParams(0.50, 0.0, 0.85, 0.9, 300.0, 0.0),
+    "bearish": RegimeParams(0.35, -0.25, 1.1, 1.1, 240.0, -0.14),
+    "strongly_bearish": RegimeParams(0.20, -0.45, 1.3, 1.3, 180.0, -0.28),
 }
 """Default per-regime parameters (tuned in docs/simulator.md)."""
 
@@ -73,7 +78,7 @@ class RegimeChain:
         params: dict[str, RegimeParams] | None = None,
         transitions: tuple[tuple[float, ...], ...] = DEFAULT_TRANSITIONS,
         initial: str | None = None,
-        duration_shape: float = 2.0,
+        duration_shape: float = 3.0,
     ) -> None:
         self._rng = rng
         self.params = dict(params or DEFAULT_REGIME_PARAMS)
