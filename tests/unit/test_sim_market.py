@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 
 from microstream.sim.market import Market, MarketParams, spec_for
+from microstream.sim.regimes import DEFAULT_REGIME_PARAMS, RegimeChain
 
 START = 1_700_000_000_000
 
@@ -87,3 +91,37 @@ def test_run_until_the_past_is_a_no_op() -> None:
     state = (m.t_ms, m.best(), m.update_id)
     m.run_until(START + 500)
     assert (m.t_ms, m.best(), m.update_id) == state
+
+
+def _one_regime_market(regime: str, seed: int, mean_duration_s: float) -> Market:
+    rng = np.random.default_rng(seed)
+    params = {
+        r: replace(p, mean_duration_s=mean_duration_s) for r, p in DEFAULT_REGIME_PARAMS.items()
+    }
+    chain = RegimeChain(rng, START - 2_000, params, initial=regime)
+    return Market(spec_for("BTCUSDT"), rng, START, regimes=chain, warmup_s=2.0)
+
+
+def test_a_regime_switch_ends_every_live_metaorder() -> None:
+    m = _one_regime_market("strongly_bullish", 3, mean_duration_s=10.0)
+    switch = m.regimes.next_switch_ms
+    m.run_until(switch)
+    before = m.regime
+    m._start_metaorder(m.regimes.params[before])  # at least one live metaorder
+    assert m._meta_total > 0
+    m.run_until(switch + 1)
+    assert m.regime != before
+    assert m._meta_total == 0 and m._meta_net == 0 and not m._meta
+
+
+def test_regime_trend_moves_the_price_its_way() -> None:
+    """One simulated minute in each strong regime: the mid drifts the named way."""
+    moves = {}
+    for regime in ("strongly_bullish", "strongly_bearish"):
+        m = _one_regime_market(regime, 4, mean_duration_s=1e6)
+        bid0, _, ask0, _ = m.best()
+        m.run_until(START + 60_000)
+        assert m.regime == regime
+        bid1, _, ask1, _ = m.best()
+        moves[regime] = math.log((bid1 + ask1) / (bid0 + ask0)) * 1e4  # bps
+    assert moves["strongly_bullish"] > 15 and moves["strongly_bearish"] < -15, moves

@@ -44,3 +44,6 @@ def test_buy_share_orders_regimes_from_bullish_to_bearish() -> None:
     shares = [DEFAULT_REGIME_PARAMS[r].buy_share for r in REGIMES]
     assert shares == sorted(shares, reverse=True)
     assert DEFAULT_REGIME_PARAMS["neutral"].skew == 0.0
+    trends = [DEFAULT_REGIME_PARAMS[r].trend for r in REGIMES]
+    assert trends == sorted(trends, reverse=True) and len(set(trends)) == len(trends)
+    assert DEFAULT_REGIME_PARAMS["neutral"].trend == 0.0

@@ -5,9 +5,11 @@ a number in ``[-1, 1]`` (positive = bullish):
 
 - **trend** ``= tanh(z / trend_scale)`` with ``z = ln(mid_t / mid_{t-w}) ·
   (60 s / w) / σ̄``: the mid's drift per minute over the look-back ``w``, in
-  units of a typical 1-minute volatility ``σ̄`` (an exponential moving average
-  of the squared 1-second log returns of the mid, scaled to a minute, with time
-  constant ``vol_baseline_s``; 0: the current ``volatility_1m`` itself). The look-back adapts: the candidates are
+  units of a typical 1-minute volatility ``σ̄`` (the root of an exponentially
+  weighted mean of the squared 1-second log returns of the mid, scaled to a
+  minute, with time constant ``vol_baseline_s``; 0: the current
+  ``volatility_1m`` itself). A slow baseline keeps the *size* of a strong (and
+  more volatile) move visible. The look-back adapts: the candidates are
   ``trend_min_window_s``, twice that, four times, … up to ``trend_window_s``;
   the drift over the shortest one is the reference, and the longest candidate
   whose drift agrees with it within ``trend_consistency`` standard errors of
@@ -31,9 +33,9 @@ a number in ``[-1, 1]`` (positive = bullish):
   seconds, before a move shows in the minute windows.
 
 The **raw score** is their weighted mean over the components that are
-available (weights ``w_trend``, ``w_flow``, ``w_pressure``, ``w_book``, ``w_ofi``), and the **score** is
-that raw score smoothed by an exponential moving average of time constant
-``smoothing_s``; it stays in ``[-1, 1]``. The **coverage** is the weight share
+available (weights ``w_trend``, ``w_flow``, ``w_pressure``, ``w_book``,
+``w_ofi``), and the **score** is that raw score smoothed by an exponential
+moving average of time constant ``smoothing_s``; it stays in ``[-1, 1]``. The **coverage** is the weight share
 of the available components; below ``min_coverage`` there is no regime
 (``regime``/``score`` null, ``confidence`` 0, ``status`` ``insufficient_data``)
 and the smoothing and hysteresis restart from scratch — nothing stale is carried.
@@ -131,8 +133,9 @@ class RegimeConfig:
         min_coverage: minimum available weight share to emit a regime.
         confidence_span: score distance inside a band that gives full confidence.
         vol_floor: floor of ``σ̄`` (log-return units) in the trend's z.
-        vol_baseline_s: time constant of the volatility baseline ``σ̄``
-            (0: use the current ``volatility_1m``).
+        vol_baseline_s: time constant of the volatility baseline ``σ̄``, an
+            exponentially weighted mean of the mid's squared 1-second log
+            returns (0: use the current ``volatility_1m``).
     """
 
     trend_window_s: float = 160.0

@@ -16,7 +16,9 @@ wall time:
   (so the L1 imbalance carries information about the next move).
 
 The hidden regime (:mod:`microstream.sim.regimes`) sets the buy share, the
-placement skew, the activity and the aggression of the flow. Everything is
+placement skew, the trend of repricings, the activity and the aggression of
+the flow; a regime switch ends every live metaorder, so a regime's flow does
+not leak into the next one. Everything is
 drawn from one seeded :class:`numpy.random.Generator`, so a seed fixes the
 whole event sequence. Book changes (one update id each), trades and
 top-of-book changes are appended to plain lists that

@@ -2,10 +2,11 @@
 
 The regime is the simulator's ground truth (written to the ``sim_truth`` table).
 Each regime sets how the order flow behaves: the buy share of market orders,
-the asymmetry of limit-order placement, the activity (intensity multiplier) and
-the size of aggressive orders (volatility). Regimes switch after a
-gamma-distributed holding time of a few minutes, to a different regime drawn
-from a transition matrix that favours neighbouring regimes.
+the asymmetry of limit-order placement, the direction in which quotes reprice
+(the drift), the activity (intensity multiplier) and the size of aggressive
+orders (volatility). Regimes switch after a gamma-distributed holding time of
+a few minutes, to a different regime drawn from a transition matrix that
+favours neighbouring regimes.
 """
 
 from __future__ import annotations
