@@ -48,7 +48,7 @@ class PySide:
     the property tests hold them to the same results.
 
     Keys ascend from the best level: ``sign * tick`` (asks: ``sign = 1``, bids:
-    ``-1``). ``window`` holds, sorted, exactly the keys of ``levels`` that are
+    ``-1``). ``window`` holds, sorted, exactly the keys of ``levels_by_key`` that are
     ``<= limit``, so updates deep in the book cost one dict operation while
     the top of the book is always at hand. When deletions shrink the window
     below :data:`MIN_WINDOW`, it is rebuilt from the dict (rare, O(n)).
