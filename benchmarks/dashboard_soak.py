@@ -39,18 +39,8 @@ import numpy as np
 import psutil
 import requests
 
+from microstream.browser import CHROMIUM, CHROMIUM_ARGS
 from microstream.commands.dashboard import start_dashboard_process
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 
 
 def free_port() -> int:
@@ -160,7 +150,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         wait_http(ui_url + "/_stcore/health", 120)
         streamlit = psutil.Process(dashboard.pid)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{ui_url}/{args.page}", wait_until="domcontentloaded")
             start = time.monotonic()

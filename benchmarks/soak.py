@@ -23,16 +23,7 @@ from typing import Any
 
 import psutil
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+from microstream.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def wait_health(url: str, timeout: float) -> dict[str, Any]:
@@ -107,7 +98,7 @@ def main() -> None:
         wait_health(api, 120)
         eng = psutil.Process(engine.pid)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://localhost:{args.dashboard_port}", timeout=120_000)
             start = time.monotonic()

@@ -22,22 +22,13 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from microstream.browser import CHROMIUM, CHROMIUM_ARGS
 from microstream.commands.dashboard import start_dashboard_process
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 BAD_TEXT = ("Traceback", "Exception:", "Error:", "StreamlitAPIException")
 STARTUP_S = 120
 TIMEOUT_MS = 180_000  # generous: the test machine may be heavily shared
@@ -148,7 +139,7 @@ def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             yield chromium
         finally:
