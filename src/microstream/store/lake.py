@@ -161,7 +161,7 @@ class LakeWriter:
         buffer.append(row.values)
         self._buffered += 1
         if len(buffer.rows) >= self.flush_rows:
-            self._flush_key(key)
+            self._flush_keys([key])
         if now - self._oldest >= self.flush_seconds:
             self.flush_due(now)
 
@@ -199,8 +199,9 @@ class LakeWriter:
         """Write the buffers of ``keys``: convert each (needs the GIL), write in the background.
 
         Parquet encoding, compression and fsync release the GIL, so a file is
-        written by a small thread pool while the next buffer is converted. The
-        counters are updated here, in the owning thread, once each write is done.
+        written by a small thread pool while the next buffer is converted; this
+        call returns when every file is written. The counters are updated here,
+        in the owning thread, once each write is done.
         """
         first_error: StoreError | None = None
         written = 0
@@ -214,13 +215,6 @@ class LakeWriter:
             if job is None:
                 continue
             name, path, table = job
-            if len(keys) == 1:
-                try:
-                    self._write(name, path, table)
-                    written += 1
-                except StoreError as exc:
-                    first_error = first_error or exc
-                continue
             pending.append(
                 (self._pool().submit(write_atomic, path, table), name, path, table.num_rows)
             )
@@ -261,14 +255,6 @@ class LakeWriter:
         self._seq += 1
         return name, directory / part_name(buffer.first_ts, self._seq, self.writer_id), table
 
-    def _write(self, name: str, path: Path, table: pa.Table) -> None:
-        try:
-            write_atomic(path, table)
-        except StoreError:
-            self._write_failed(name, path, table.num_rows)
-            raise
-        self._written(table.num_rows)
-
     def _written(self, rows: int) -> None:
         self._rows_written += rows
         self._files_written += 1
@@ -277,13 +263,6 @@ class LakeWriter:
         self._errors += 1
         self._rows_lost += rows
         log.error("lake: %d rows of %s lost: cannot write %s", rows, name, path)
-
-    def _flush_key(self, key: PartitionKey) -> int:
-        job = self._prepare(key)
-        if job is None:
-            return 0
-        self._write(*job)
-        return 1
 
     def _spec(self, row: Row) -> TableSpec | None:
         spec = get_table(row.table)
