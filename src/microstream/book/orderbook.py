@@ -31,11 +31,6 @@ def to_ticks(price: float) -> int:
     return int(price * PRICE_SCALE + 0.5)
 
 
-def from_ticks(ticks: int) -> float:
-    """The float price of an integer tick."""
-    return ticks / PRICE_SCALE
-
-
 MAX_PRICE = 1e10
 """Prices must be below this: ``price * PRICE_SCALE`` then fits a 64-bit integer."""
 
@@ -71,7 +66,7 @@ class PySide:
         for price, qty in levels:
             if not (0.0 < price < MAX_PRICE and 0.0 <= qty < math.inf):
                 raise ValueError(f"level ({price!r}, {qty!r}) is not valid")
-            keyed[self.sign * int(price * PRICE_SCALE + 0.5)] = qty
+            keyed[self.sign * to_ticks(price)] = qty
         self.levels_by_key = {k: q for k, q in keyed.items() if q > 0.0}
         self._rebuild()
 
@@ -90,7 +85,7 @@ class PySide:
         for price, qty in levels:
             if not (0.0 < price < MAX_PRICE and 0.0 <= qty < math.inf):
                 raise ValueError(f"level ({price!r}, {qty!r}) is not valid")
-            key = sign * int(price * PRICE_SCALE + 0.5)
+            key = sign * to_ticks(price)
             if qty == 0.0:
                 if side.pop(key, None) is not None and key <= limit:
                     del window[bisect_left(window, key)]
