@@ -82,7 +82,8 @@ def _int_query(request: web.Request, name: str, default: int | None) -> int | No
         return int(raw)
     except ValueError as exc:
         raise web.HTTPBadRequest(
-            body=encode_json({"error": f"{name} must be an integer"}), content_type=JSON_TYPE
+            text=encode_json({"error": f"{name} must be an integer"}).decode(),
+            content_type=JSON_TYPE,
         ) from exc
 
 
@@ -213,7 +214,7 @@ class _Handlers:
         symbol = request.match_info["symbol"].upper()
         if not self.store.has_symbol(exchange, symbol):
             raise web.HTTPNotFound(
-                body=encode_json({"error": f"unknown symbol {exchange}/{symbol}"}),
+                text=encode_json({"error": f"unknown symbol {exchange}/{symbol}"}).decode(),
                 content_type=JSON_TYPE,
             )
         return exchange, symbol

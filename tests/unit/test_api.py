@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -113,6 +114,18 @@ def test_bad_requests_are_4xx_json(api: EngineApi) -> None:
     assert unknown_table.status_code == 404 and "unknown table" in unknown_table.json()["error"]
     unknown_symbol = get(api, "/api/v1/binance/DOGEUSDT/state")
     assert unknown_symbol.status_code == 404 and "error" in unknown_symbol.json()
+
+
+def test_error_answers_use_no_deprecated_aiohttp_argument(api: EngineApi) -> None:
+    """The server thread's warnings are process-wide: a deprecated ``body=`` on an
+    HTTP exception showed up in unrelated log lines (e.g. while a model loads)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bad = get(api, BASE + "/features", limit="ten")
+        unknown = get(api, "/api/v1/binance/DOGEUSDT/features")
+    assert bad.status_code == 400 and bad.headers["Content-Type"].startswith("application/json")
+    assert unknown.status_code == 404 and "DOGEUSDT" in unknown.json()["error"]
+    assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == []
 
 
 def test_depth_ladder(api: EngineApi) -> None:
