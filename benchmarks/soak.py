@@ -2,9 +2,12 @@
 
 Samples the resident memory of the engine process, the Streamlit dashboard
 process and the browser every ``--every`` seconds for ``--minutes`` minutes,
-while the page refreshes its live panels (every 1.5 s). Prints one JSON line
-per sample and a summary JSON object as the last line (first/last/max RSS and
-the least-squares growth per hour of each process).
+while the page refreshes its live panels (every 1.5 s). Each sample also
+probes the tab (charts drawn, the first headline value, error text), so the
+summary shows whether the page kept refreshing. Prints one JSON line per
+sample and a summary JSON object as the last line (first/last/max RSS and the
+least-squares growth per hour of each process, distinct headline values,
+samples with error text).
 
     .venv/bin/python benchmarks/soak.py --minutes 60 --every 30
 """
@@ -114,6 +117,7 @@ def main() -> None:
                     "browser_mb": rss_mb(psutil.Process(browser_pid(pw)), children=True)
                     if browser_pid(pw)
                     else None,
+                    **page_probe(page),
                 }
                 samples.append(sample)
                 print(json.dumps(sample), flush=True)
@@ -138,7 +142,26 @@ def main() -> None:
                 "max": max(values),
                 "growth_mb_per_hour": slope_per_hour(times[: len(values)], values),
             }
+    summary["distinct_first_values"] = len({s.get("first_value") for s in samples})
+    summary["samples_with_error_text"] = sum(1 for s in samples if s.get("error_text") is True)
     print(json.dumps(summary))
+
+
+def page_probe(page: Any) -> dict[str, Any]:
+    """What the tab shows: charts drawn, the first headline value, any error text."""
+    try:
+        return dict(
+            page.evaluate(
+                """() => ({
+                    charts: document.querySelectorAll('.js-plotly-plot').length,
+                    first_value: (document.querySelector("[data-testid='stMetricValue']")
+                                  || {innerText: null}).innerText,
+                    error_text: /Traceback|Exception/.test(document.body.innerText),
+                })"""
+            )
+        )
+    except Exception as exc:  # a busy tab must not end the soak
+        return {"charts": None, "first_value": None, "error_text": f"probe failed: {exc}"}
 
 
 def browser_pid(pw: Any) -> int | None:
