@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from microstream.book.sync import BookSynchronizer, ContinuityRule
 from microstream.bus.protocol import Bus, Row, Topics, symbol_key
+from microstream.counted import should_log
 from microstream.events import (
     BestBidAsk,
     BookSnapshot,
@@ -193,7 +194,7 @@ class SymbolPipeline:
         # seen is a duplicate (e.g. the overlap of two connections in a roll-over).
         # An id that goes back while exchange time moves on is a restarted source.
         if trade.trade_id <= self._last_trade_id and trade.ts_event <= self._last_trade_ts:
-            self.stats.duplicate_trades += 1
+            self._duplicate_trade(trade)
             return
         self._last_trade_id = trade.trade_id
         self._last_trade_ts = trade.ts_event
@@ -201,6 +202,18 @@ class SymbolPipeline:
         self._emit(trade_row(trade))
         if self.features is not None:
             self.features.on_trade(trade)
+
+    def _duplicate_trade(self, trade: Trade) -> None:
+        self.stats.duplicate_trades += 1
+        if should_log(self.stats.duplicate_trades):
+            log.warning(
+                "%s %s: trade %d already seen (last id %d) skipped; %d so far",
+                self.exchange,
+                self.symbol,
+                trade.trade_id,
+                self._last_trade_id,
+                self.stats.duplicate_trades,
+            )
 
     def _on_applied(self, ev: DepthUpdate) -> None:
         bid_px, bid_qty, ask_px, ask_qty = self.sync.book.top_padded(5)
@@ -264,6 +277,8 @@ class SymbolPipeline:
             "sync_epoch": self.sync.sync_epoch,
             "gaps": self.sync.gaps,
             "resyncs": self.sync.resyncs,
+            "duplicate_depth_updates": self.sync.duplicates,
+            "stale_depth_updates": self.sync.dropped_stale,
             "stats": self.stats.__dict__.copy(),
         }
         if self.sync.is_synced:

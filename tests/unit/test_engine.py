@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from microstream.bus.protocol import Row
+from microstream.counted import should_log
 from microstream.engine import PipelineOptions, SymbolPipeline
 from microstream.events import BookSnapshot, DepthUpdate, Trade
 
@@ -42,3 +47,34 @@ def test_book_rows_and_sync_rows() -> None:
     states = [r.values["state"] for r in rows if r.table == "book_sync"]
     assert states == ["buffering", "synced", "resync"]
     assert not pipe.sync.is_synced and pipe.sync.book.best_bid() is None
+
+
+def test_duplicate_trades_are_logged_with_their_count(caplog: pytest.LogCaptureFixture) -> None:
+    pipe, _ = make()
+    pipe.on_event(trade(10, 1_000))
+    with caplog.at_level(logging.WARNING, logger="microstream.engine"):
+        pipe.on_event(trade(10, 1_000))
+    assert "trade 10 already seen" in caplog.text and "1 so far" in caplog.text
+    assert pipe.live_state()["stats"]["duplicate_trades"] == 1
+
+
+def test_repeated_and_older_depth_updates_are_counted_logged_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipe, rows = make()
+    pipe.on_event(BookSnapshot("binance", "BTCUSDT", None, 1, 10, ((99.0, 1.0),), ((101.0, 1.0),)))
+    pipe.on_event(DepthUpdate("binance", "BTCUSDT", 5, 5, 11, 12, None, ((99.0, 2.0),), ()))
+    with caplog.at_level(logging.WARNING, logger="microstream.book.sync"):
+        # the same diff again, then an older one: neither may touch the book
+        pipe.on_event(DepthUpdate("binance", "BTCUSDT", 6, 6, 11, 12, None, ((99.0, 7.0),), ()))
+        pipe.on_event(DepthUpdate("binance", "BTCUSDT", 7, 7, 9, 10, None, ((99.0, 8.0),), ()))
+    assert pipe.sync.book.best_bid() == (99.0, 2.0)
+    assert pipe.sync.is_synced and pipe.sync.gaps == 0
+    assert [r.values["update_id"] for r in rows if r.table == "book_top"] == [12]
+    assert caplog.text.count("already applied") == 2 and "2 so far" in caplog.text
+    assert pipe.live_state()["duplicate_depth_updates"] == 2
+
+
+def test_only_the_first_rejections_and_then_every_thousandth_are_logged() -> None:
+    logged = [n for n in range(1, 5_001) if should_log(n)]
+    assert logged == [*range(1, 11), 1_000, 2_000, 3_000, 4_000, 5_000]

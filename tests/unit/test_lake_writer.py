@@ -252,11 +252,44 @@ def test_unwritable_directory_names_the_path(
     def denied(self: Path, *args: Any, **kwargs: Any) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(Path, "mkdir", denied)
     writer = LakeWriter(tmp_path / "lake")
+    monkeypatch.setattr(Path, "mkdir", denied)
     writer.add(trade(0))
     with pytest.raises(StoreError, match=r"create directory .*lake/trades.*EACCES"):
         writer.close()
+
+
+def test_an_unwritable_lake_is_refused_when_the_writer_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    with pytest.raises(StoreError, match=r"create lake directory .*lake.*EACCES"):
+        LakeWriter(tmp_path / "lake")
+
+
+def test_a_lake_path_that_is_a_file_is_refused_when_the_writer_starts(tmp_path: Path) -> None:
+    (tmp_path / "lake").write_text("not a directory")
+    with pytest.raises(StoreError, match=r"lake"):
+        LakeWriter(tmp_path / "lake")
+
+
+def test_a_lake_in_which_no_file_can_be_created_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def read_only(path: Any, flags: int, *args: Any) -> int:
+        if "write-probe" in str(path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(StoreError, match=r"write in lake directory .*EROFS"):
+        LakeWriter(tmp_path / "lake")
+    assert not list((tmp_path / "lake").iterdir())  # the probe left nothing behind
 
 
 def test_closed_writer_refuses_rows(tmp_path: Path) -> None:

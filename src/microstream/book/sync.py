@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 
 from microstream.book.orderbook import OrderBook
+from microstream.counted import should_log
 from microstream.errors import InvalidEventError
 from microstream.events import BookSnapshot, DepthUpdate, SyncStateChange
 
@@ -136,17 +137,29 @@ class BookSynchronizer:
         assert prev is not None
         if self.rule is ContinuityRule.SPOT:
             if ev.last_update_id <= prev:
-                self.duplicates += 1
-                return False
+                return self._duplicate(ev, prev)
             if ev.first_update_id != prev + 1:
                 return self._gap(ev, f"expected U={prev + 1}, got U={ev.first_update_id}")
         else:
             if ev.prev_update_id != prev:
                 if ev.last_update_id <= prev:
-                    self.duplicates += 1
-                    return False
+                    return self._duplicate(ev, prev)
                 return self._gap(ev, f"expected pu={prev}, got pu={ev.prev_update_id}")
         return self._apply(ev)
+
+    def _duplicate(self, ev: DepthUpdate, prev: int) -> bool:
+        """A diff the book already holds (a repeat or an older one): counted, logged, skipped."""
+        self.duplicates += 1
+        if should_log(self.duplicates):
+            log.warning(
+                "%s %s: depth update u=%d already applied (book at u=%d) skipped; %d so far",
+                self.exchange,
+                self.symbol,
+                ev.last_update_id,
+                prev,
+                self.duplicates,
+            )
+        return False
 
     def _apply(self, ev: DepthUpdate) -> bool:
         try:

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from microstream.bus.protocol import Row
+from microstream.counted import should_log
 from microstream.events import BookTop, SyncStateChange, Trade
 from microstream.features.bars import BarBuilder
 from microstream.features.book_math import (
@@ -449,7 +450,7 @@ class FeatureEngine:
     # ------------------------------------------------------------------ misc
     def _reject(self, event: Trade, reason: str) -> None:
         self.rejected += 1
-        if self.rejected <= 10 or self.rejected % _LOG_EVERY == 0:
+        if should_log(self.rejected, every=_LOG_EVERY):
             log.warning(
                 "%s %s: skipped bad trade %s (%s); %d skipped so far",
                 self.exchange,

@@ -285,7 +285,15 @@ class EngineService:
         kafka = self.kafka.stats
         pipes = list(self.engine.pipelines.items())
         symbols = {
-            key: {"book_state": str(pipe.sync.state), "book_valid": pipe.sync.is_synced}
+            key: {
+                "book_state": str(pipe.sync.state),
+                "book_valid": pipe.sync.is_synced,
+                "gaps": pipe.sync.gaps,
+                "resyncs": pipe.sync.resyncs,
+                "duplicate_depth_updates": pipe.sync.duplicates,
+                "stale_depth_updates": pipe.sync.dropped_stale,
+                "duplicate_trades": pipe.stats.duplicate_trades,
+            }
             for key, pipe in pipes
         }
         now = time.time_ns()

@@ -162,6 +162,34 @@ def write_atomic(path: Path, table: pa.Table) -> None:
     publish(write_temp(path, table), path)
 
 
+def ensure_writable(root: Path) -> None:
+    """Create the lake directory ``root`` if needed and prove a file can be written in it.
+
+    Called when a writer starts, so an unwritable lake (permissions, a
+    read-only file system, a path that is a file) is a clear error before any
+    data arrives rather than at the first flush.
+
+    Raises:
+        StoreError: naming the path and the reason.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _store_error("create lake directory", root, exc) from exc
+    probe = root / f".write-probe-{os.getpid()}.tmp"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"microstream")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _store_error("write in lake directory", root, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
 @contextlib.contextmanager
 def publish_lock(directory: Path) -> Iterator[None]:
     """Exclusive lock held while compaction swaps files (readers list under it shared)."""

@@ -22,7 +22,14 @@ import pyarrow as pa
 from microstream.bus.protocol import Row
 from microstream.errors import StoreError
 from microstream.store.arrow import rows_to_table
-from microstream.store.files import NS_PER_DAY, date_of_day, part_name, partition_dir, write_atomic
+from microstream.store.files import (
+    NS_PER_DAY,
+    date_of_day,
+    ensure_writable,
+    part_name,
+    partition_dir,
+    write_atomic,
+)
 from microstream.store.schema import (
     PARTITION_KEYS,
     TableSpec,
@@ -94,6 +101,9 @@ class LakeWriter:
         flush_seconds: maximum age of a buffer.
         writer_id: unique tag in file names (default: pid plus random hex).
         clock: monotonic clock in seconds (tests inject a fake one).
+
+    Raises:
+        StoreError: ``root`` cannot be created or written in (checked at once).
     """
 
     def __init__(
@@ -108,6 +118,7 @@ class LakeWriter:
         if flush_rows < 1:
             raise ValueError("flush_rows must be at least 1")
         self.root = Path(root)
+        ensure_writable(self.root)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.writer_id = writer_id or f"{os.getpid()}x{secrets.token_hex(4)}"

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from microstream.book.orderbook import first_bad_level
+from microstream.counted import should_log
 from microstream.errors import InvalidEventError, ParseError, UnknownEventError
 from microstream.events import (
     BINANCE_COINM,
@@ -377,5 +378,5 @@ class FrameDecoder:
     def _reject(self, reason: str, exc: Exception, frame: RawFrame) -> None:
         self.counts[reason] += 1
         n = self.counts[reason]
-        if n <= 10 or n % self._log_every == 0:
+        if should_log(n, every=self._log_every):
             log.warning("rejected %s frame #%d (%r): %s", reason, n, frame.payload[:120], exc)
