@@ -149,3 +149,69 @@ async def _talk_to(stdout: asyncio.StreamReader) -> None:
         async with session.get(f"{rest_url}/_admin/state") as resp:
             state = await resp.json()
     assert state["injected"].get("depth_skipped", 0) >= 1
+
+
+async def _start_sim_exchange(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``microstream sim-exchange ARGS`` on a free port; its websocket URL."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "microstream.cli",
+        "sim-exchange",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    banner = ""
+    while "BINANCE_WS_URL" not in banner:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line, "sim-exchange exited before printing its URLs"
+        banner += line.decode()
+    match = re.search(r"BINANCE_WS_URL=(\S+)", banner)
+    assert match is not None
+    return proc, match.group(1)
+
+
+async def _trade_frames(ws_url: str, seconds: float) -> dict[int, bytes]:
+    """Raw trade frames received for ``seconds``, by trade id."""
+    frames: dict[int, bytes] = {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{ws_url}/ws/btcusdt@trade") as ws,
+    ):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = await asyncio.wait_for(ws.receive(), 20)
+            raw = msg.data.encode() if isinstance(msg.data, str) else msg.data
+            frames[msgspec.json.decode(raw)["t"]] = raw
+    return frames
+
+
+async def test_same_seed_and_start_give_byte_identical_frames_from_the_command() -> None:
+    start = "1735689600000"  # 2025-01-01 00:00:00 UTC
+    common = ("--speed", "20", "--duration", "20", "--symbols", "BTCUSDT")
+    procs = []
+    try:
+        a, url_a = await _start_sim_exchange("--seed", "11", "--start-ms", start, *common)
+        procs.append(a)
+        b, url_b = await _start_sim_exchange("--seed", "11", "--start-ms", start, *common)
+        procs.append(b)
+        c, url_c = await _start_sim_exchange("--seed", "12", "--start-ms", start, *common)
+        procs.append(c)
+        got_a, got_b, got_c = await asyncio.gather(
+            _trade_frames(url_a, 3.0), _trade_frames(url_b, 3.0), _trade_frames(url_c, 3.0)
+        )
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    shared = sorted(set(got_a) & set(got_b))
+    assert len(shared) >= 50, "the two runs' frames did not overlap"
+    assert all(got_a[t] == got_b[t] for t in shared)
+    first = msgspec.json.decode(got_a[shared[0]])
+    assert first["T"] >= int(start)  # exchange times come from --start-ms, not the wall clock
+    assert got_c and not set(got_c.values()) <= set(got_a.values())  # another seed, another market

@@ -30,6 +30,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument(
+        "--start-ms",
+        type=int,
+        default=None,
+        help=(
+            "exchange time of the first frame, Unix ms (default: now). The same --seed and "
+            "--start-ms give the same frames, byte for byte"
+        ),
+    )
+    parser.add_argument(
         "--symbols",
         nargs="+",
         default=["BTCUSDT"],
@@ -138,7 +147,13 @@ async def _serve(args: argparse.Namespace) -> None:
     truth = TruthWriter(args.truth_out) if args.truth_out else None
     from microstream.replay import parse_speed
 
-    feed = SimFeed(symbols, seed=args.seed, speed=parse_speed(args.speed), on_truth=truth)
+    feed = SimFeed(
+        symbols,
+        seed=args.seed,
+        speed=parse_speed(args.speed),
+        start_ms=args.start_ms,
+        on_truth=truth,
+    )
     feed.prepare()
     exchange = LoopbackExchange(
         feed,
