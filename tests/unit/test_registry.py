@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +123,37 @@ def test_resolve_prefers_models_dir_then_package_default(tmp_path: Path) -> None
     path = save_model(1, tmp_path, "no_such_model_name", "toy")
     assert resolve_model("no_such_model_name", tmp_path) == path
     assert default_models_dir().name == "default"
+
+
+class _WarnsWhileLoading:
+    """Unpickles with a warning of its own while another thread warns too."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_warn_from_both_threads, ())
+
+
+def _warn_from_both_threads() -> dict[str, str]:
+    other = threading.Thread(target=lambda: warnings.warn("from the API thread", stacklevel=1))
+    other.start()
+    other.join()
+    warnings.warn("saved with another library version", UserWarning, stacklevel=1)
+    return {"loaded": "yes"}
+
+
+def test_a_load_logs_its_own_warnings_and_passes_on_other_threads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[str] = []
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        shown.append(str(message))
+
+    path = save_model(_WarnsWhileLoading(), tmp_path, "toy", "toy", {})
+    monkeypatch.setattr(warnings, "showwarning", show)
+    with caplog.at_level(logging.WARNING, logger="microstream.models.registry"):
+        obj, _ = load_model(path)
+    assert obj == {"loaded": "yes"}
+    assert "saved with another library version" in caplog.text
+    assert "from the API thread" not in caplog.text
+    assert shown == ["from the API thread"]
+    assert warnings.showwarning is show  # restored after the load

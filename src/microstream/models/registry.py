@@ -24,11 +24,12 @@ import os
 import pickle
 import re
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from microstream.errors import ModelError
 
@@ -39,6 +40,20 @@ SIDECAR_SUFFIX = ".json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")
 _FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-v(?P<version>\d+)\.json$")
 _META_KEYS = ("training_data", "feature_names", "metrics")
+
+
+class ShowWarning(Protocol):
+    """The signature of :func:`warnings.showwarning`."""
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -212,15 +227,42 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, ModelMeta]:
         raise ModelError(
             f"model file {payload_path} is corrupt: sha256 {actual} != recorded {meta.sha256}"
         )
-    with warnings.catch_warnings(record=True) as caught:
+    caught: list[Warning | str] = []
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = _this_thread_into(caught, warnings.showwarning)
         try:
             obj = pickle.loads(payload)
         except Exception as exc:  # unpickling can raise nearly anything
             raise ModelError(f"model file {payload_path} cannot be unpickled: {exc}") from exc
-    for warning in caught:  # e.g. saved with another scikit-learn version
-        log.warning("loading %s: %s", payload_path.name, warning.message)
+    for message in caught:  # e.g. saved with another scikit-learn version
+        log.warning("loading %s: %s", payload_path.name, message)
     return obj, meta
+
+
+def _this_thread_into(caught: list[Warning | str], other: ShowWarning) -> ShowWarning:
+    """A ``showwarning`` that keeps this thread's warnings and passes on every other thread's.
+
+    ``warnings.catch_warnings`` is process-wide: without this, a warning that
+    another thread (the API server, the feed) raised while a model loads would
+    be reported as the model's.
+    """
+    loader = threading.get_ident()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if threading.get_ident() == loader:
+            caught.append(message)
+        else:
+            other(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def latest_model(directory: str | os.PathLike[str], name: str) -> Path | None:
