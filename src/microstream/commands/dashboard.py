@@ -88,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "dashboard", help="run the live dashboard, attached to a running engine's API"
     )
     parser.add_argument("--port", type=int, default=None, help="UI port (default 8501)")
-    parser.add_argument("--api-url", default=None, help="engine API URL (default from env)")
+    parser.add_argument(
+        "--api-url",
+        default=None,
+        help="engine API URL (default from env); several engines: a comma-separated list, "
+        "or a host name with one address per engine",
+    )
     parser.add_argument(
         "--address", default=DEFAULT_ADDRESS, help="address to bind (default 127.0.0.1)"
     )

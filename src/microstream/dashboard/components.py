@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from microstream.dashboard import data, launcher
+from microstream.dashboard import data, engines, launcher
 
 REFRESH_S = 1.5
 """Refresh period of the live fragments."""
@@ -22,12 +22,14 @@ REFRESH_S = 1.5
 _SYMBOL_KEY = "ms_symbol"
 _OFFLINE_KEY = "ms_offline_since"
 _ONLINE_KEY = "ms_seen_online"
-_SIDEBAR_EMPTY_KEY = "ms_sidebar_empty"
+_SIDEBAR_LABELS_KEY = "ms_sidebar_labels"
+_LOST_KEY = "ms_lost_symbol"
+_LAST_SERVED_KEY = "ms_last_served"
 
 
 @dataclass(frozen=True)
 class Context:
-    """The engine and symbol a page shows."""
+    """The engine and symbol a page shows (``base``: the engine serving the symbol)."""
 
     base: str
     exchange: str
@@ -38,7 +40,7 @@ class Context:
 
 def symbol_label(entry: dict[str, Any]) -> str:
     """``exchange:SYMBOL`` of a ``/api/v1/symbols`` entry."""
-    return f"{entry.get('exchange')}:{entry.get('symbol')}"
+    return engines.symbol_label(entry.get("exchange"), entry.get("symbol"))
 
 
 _NO_FADE_CSS = """<style>
@@ -51,19 +53,35 @@ def no_fade() -> None:
     st.html(_NO_FADE_CSS)
 
 
+def routing() -> engines.Routing:
+    """Every configured engine's status and the engine serving each symbol."""
+    return data.cluster(data.api_url())
+
+
+def _forget_lost() -> None:
+    st.session_state.pop(_LOST_KEY, None)
+
+
 def sidebar() -> None:
-    """Engine URL and the symbol selector (shown when several symbols run)."""
-    base = data.api_url()
-    st.sidebar.caption(f"Engine API: `{base}`")
-    try:
-        labels = [symbol_label(s) for s in data.symbols(base).get("symbols", [])]
-    except data.EngineOffline:
-        labels = []
-    st.session_state[_SIDEBAR_EMPTY_KEY] = not labels
+    """Engine URL(s) and the symbol selector (shown when several symbols run)."""
+    view = routing()
+    st.sidebar.caption(f"Engine API: `{data.api_url()}`")
+    if view.several:
+        st.sidebar.caption(f"Engines answering: **{len(view.up)} of {len(view.engines)}**")
+    labels = view.labels
+    st.session_state[_SIDEBAR_LABELS_KEY] = tuple(labels)
+    current = st.session_state.get(_SYMBOL_KEY)
+    lost = st.session_state.get(_LOST_KEY)
+    if lost in labels:  # the symbol the user watched is served again: back to it
+        current = lost
+        _forget_lost()
+    elif current is not None and labels and current not in labels:
+        st.session_state[_LOST_KEY] = current
     if len(labels) > 1:
-        current = st.session_state.get(_SYMBOL_KEY)
         index = labels.index(current) if current in labels else 0
-        st.session_state[_SYMBOL_KEY] = st.sidebar.selectbox("Symbol", labels, index=index)
+        st.session_state[_SYMBOL_KEY] = st.sidebar.selectbox(
+            "Symbol", labels, index=index, on_change=_forget_lost
+        )
     elif labels:
         st.session_state[_SYMBOL_KEY] = labels[0]
         st.sidebar.caption(f"Symbol: **{labels[0]}**")
@@ -78,35 +96,71 @@ def simulated_banner() -> None:
     st.error("**SIMULATED DATA** — this is not a real market.", icon=":material/science:")
 
 
+def last_served() -> dict[str, list[str]]:
+    """The symbols each engine (by URL) served when it last answered, in this session."""
+    memory = st.session_state.get(_LAST_SERVED_KEY)
+    if not isinstance(memory, dict):
+        memory = {}
+        st.session_state[_LAST_SERVED_KEY] = memory
+    return memory
+
+
+def _remember_served(view: engines.Routing) -> None:
+    memory = last_served()
+    for engine in view.up:
+        memory[engine.url] = view.served_by(engine.url)
+
+
+def engines_down_warning(view: engines.Routing) -> None:
+    """Name the engines that do not answer and the symbols they last served."""
+    memory = last_served()
+    parts = []
+    for engine in view.down:
+        served = memory.get(engine.url)
+        parts.append(f"`{engine.url}`" + (f" (last serving {', '.join(served)})" if served else ""))
+    st.warning(
+        f"**{len(view.down)} of {len(view.engines)} engines not answering**: "
+        + "; ".join(parts)
+        + ". Their symbols are missing until they answer again or another engine takes "
+        "them over. See the Health page."
+    )
+
+
 def engine_context() -> Context | None:
-    """Check the engine; show banner or offline panel; the selected symbol's context."""
-    base = data.api_url()
-    try:
-        doc = data.symbols(base)
-    except data.EngineOffline as exc:
-        offline_panel(base, str(exc))
+    """Check the engines; show banner or offline panel; the selected symbol's context."""
+    setting = data.api_url()
+    view = routing()
+    if not view.up:
+        offline_panel(setting, view.reason())
         return None
     st.session_state.pop(_OFFLINE_KEY, None)
     st.session_state[_ONLINE_KEY] = True
-    simulated = bool(doc.get("simulated"))
-    if simulated:
+    _remember_served(view)
+    if view.simulated:
         simulated_banner()
-    entries = [s for s in doc.get("symbols", []) if isinstance(s, dict)]
-    if not entries:
-        st.info(f"Engine is up (source: {doc.get('source')}), waiting for its first rows…")
+    if view.down:
+        engines_down_warning(view)
+    labels = view.labels
+    if not labels:
+        st.info(f"Engine is up (source: {view.source}), waiting for its first rows…")
         return None
-    if st.session_state.get(_SIDEBAR_EMPTY_KEY):  # engine came up after the page loaded
-        st.session_state[_SIDEBAR_EMPTY_KEY] = False
+    if st.session_state.get(_SIDEBAR_LABELS_KEY) != tuple(labels):  # symbols came or went
+        st.session_state[_SIDEBAR_LABELS_KEY] = tuple(labels)
         st.rerun(scope="app")
-    labels = [symbol_label(s) for s in entries]
     chosen = st.session_state.get(_SYMBOL_KEY)
-    entry = entries[labels.index(chosen)] if chosen in labels else entries[0]
+    label = chosen if chosen in labels else labels[0]
+    lost = st.session_state.get(_LOST_KEY)
+    if lost is not None and lost not in labels:
+        st.warning(f"`{lost}` is not served by any engine that answers; showing `{label}`.")
+    engine = view.engine_of(label)
+    assert engine is not None  # every label has a route
+    exchange, symbol = engines.split_label(label)
     return Context(
-        base=base,
-        exchange=str(entry["exchange"]),
-        symbol=str(entry["symbol"]),
-        source=str(doc.get("source", "unknown")),
-        simulated=simulated,
+        base=engine.url,
+        exchange=exchange,
+        symbol=symbol,
+        source=engine.source or "unknown",
+        simulated=engine.simulated,
     )
 
 
@@ -131,7 +185,13 @@ def _launched() -> dict[str, launcher.LaunchedEngine]:
 
 
 def launcher_panel(base: str) -> None:
-    """Buttons that start an engine serving ``base`` (local URLs only)."""
+    """Buttons that start an engine serving ``base`` (one local URL only)."""
+    if base != data.api_url() or len(routing().engines) > 1:
+        st.info(
+            "Several engines are configured: start them with `microstream engine` "
+            "(or `docker compose up -d --scale engine=N`)."
+        )
+        return
     if not launcher.can_launch(base):
         st.info("Start the engine on its machine: `microstream run --no-dashboard`.")
         return

@@ -2,22 +2,28 @@
 
 The dashboard talks to the engine only through its API (see ``docs/api.md``), so
 it can run on another machine. The engine URL comes from ``MICROSTREAM_API_URL``
-(default ``http://127.0.0.1:8765``). Reads are cached for one second with
-``st.cache_data`` so several panels refreshing together cost one request each.
+(default ``http://127.0.0.1:8765``); it may name several engines (a comma list,
+or a host name with several addresses: see :mod:`microstream.dashboard.engines`).
+:func:`cluster` asks every engine what it serves and routes each symbol to its
+engine; the per-symbol reads below take that engine's URL. Reads are cached for
+one second with ``st.cache_data`` so several panels refreshing together cost
+one request each.
 
-Every function raises :class:`EngineOffline` when no engine answers; pages catch
-it and show the offline panel instead of a traceback.
+Every per-engine function raises :class:`EngineOffline` when the engine does not
+answer; pages catch it and show the offline panel instead of a traceback.
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 import requests
 import streamlit as st
 
+from microstream.dashboard import engines
 from microstream.errors import MicroStreamError
 
 DEFAULT_API_URL = "http://127.0.0.1:8765"
@@ -36,8 +42,12 @@ class EngineOffline(MicroStreamError):
 
 
 def api_url() -> str:
-    """The engine API base URL, without a trailing slash."""
-    return os.environ.get("MICROSTREAM_API_URL", DEFAULT_API_URL).rstrip("/")
+    """The engine API base URL setting, without trailing slashes.
+
+    One URL, or several separated by commas (one per engine).
+    """
+    raw = os.environ.get("MICROSTREAM_API_URL", DEFAULT_API_URL)
+    return engines.normalize(raw) or DEFAULT_API_URL
 
 
 def _get(url: str, params: dict[str, Any] | None = None) -> Any:
@@ -105,6 +115,31 @@ def rows(base: str, exchange: str, symbol: str, table: str, limit: int) -> list[
     return found if isinstance(found, list) else []
 
 
+def engine_status(endpoint: engines.Endpoint) -> engines.EngineStatus:
+    """Ask one engine for its symbols and its health (not cached; any thread)."""
+    try:
+        listed = _get(f"{endpoint.url}/api/v1/symbols")
+    except EngineOffline as exc:
+        return engines.engine_status(endpoint, None, None, str(exc))
+    if not isinstance(listed, dict):
+        return engines.engine_status(endpoint, None, None, f"no symbol list at {endpoint.url}")
+    try:
+        doc = _get(f"{endpoint.url}/health")
+    except EngineOffline:  # it answered the symbol list: up, ownership unknown
+        doc = None
+    return engines.engine_status(endpoint, listed, doc)
+
+
+@st.cache_data(ttl=1, show_spinner=False)
+def cluster(setting: str) -> engines.Routing:
+    """Every engine of ``setting`` asked in parallel, and the engine of each symbol."""
+    found = engines.endpoints(setting)
+    if len(found) == 1:
+        return engines.route([engine_status(found[0])])
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(found)))) as pool:
+        return engines.route(list(pool.map(engine_status, found)))
+
+
 def frame(rows_: list[dict[str, Any]], table: str) -> pd.DataFrame:
     """Rows as a DataFrame with a UTC ``time`` column from the table's time column."""
     df = pd.DataFrame(rows_)
@@ -121,6 +156,7 @@ def table_frame(base: str, exchange: str, symbol: str, table: str, limit: int) -
 
 
 def clear_cache() -> None:
-    """Forget every cached answer (tests, and after starting an engine)."""
-    for fn in (health, symbols, state, depth, heatmap, rows):
+    """Forget every cached answer and resolved name (tests, and after starting an engine)."""
+    for fn in (health, symbols, state, depth, heatmap, rows, cluster):
         fn.clear()
+    engines.clear_resolved()

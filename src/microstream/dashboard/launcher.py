@@ -42,7 +42,13 @@ class LaunchedEngine:
 
 
 def can_launch(api_url: str) -> bool:
-    """An engine can be started here only for an API URL on this machine."""
+    """An engine can be started here only for one API URL on this machine.
+
+    A comma-separated list names several engines (distributed mode): those are
+    started where they run, never from the dashboard.
+    """
+    if "," in api_url:
+        return False
     return (urlsplit(api_url).hostname or "") in LOCAL_HOSTS
 
 

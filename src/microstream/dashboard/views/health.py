@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from microstream.dashboard import charts, data
+from microstream.dashboard import charts, data, engines
 from microstream.dashboard import components as ui
 
 st.title("Engine health")
@@ -17,8 +17,16 @@ st.title("Engine health")
 def health_panels() -> None:
     """Health numbers and tables, refreshed in place."""
     ctx = ui.engine_context()
+    view = ui.routing()
+    if view.several:
+        engines_section(view)
     if ctx is None:
         return
+    if view.several:
+        st.caption(
+            f"Below: the engine serving **{ctx.exchange}:{ctx.symbol}**, `{ctx.base}` "
+            "(choose another symbol in the sidebar to see its engine)."
+        )
     try:
         doc = data.health(ctx.base)
         state = data.state(ctx.base, ctx.exchange, ctx.symbol)
@@ -34,6 +42,49 @@ def health_panels() -> None:
     models_section(doc, state.get("live") or {})
     with st.expander("Raw /health document"):
         st.json(doc)
+
+
+def _served_text(view: engines.Routing, engine: engines.EngineStatus) -> str:
+    served = view.served_by(engine.url)
+    if served:
+        return ", ".join(served)
+    last = ui.last_served().get(engine.url)
+    if not engine.up and last:
+        return "none now (last served " + ", ".join(last) + ")"
+    return "none"
+
+
+def engines_section(view: engines.Routing) -> None:
+    """Every configured engine: whether it answers and which symbols it serves."""
+    st.subheader("Engines")
+    cols = st.columns(3)
+    cols[0].metric("Engines up", f"{len(view.up)} / {len(view.engines)}")
+    cols[1].metric("Symbols served", len(view.routes))
+    cols[2].metric("Symbols not served", len(view.stale))
+    rows = []
+    for engine in view.engines:
+        health = engine.health or {}
+        partitions = health.get("partitions")
+        rows.append(
+            {
+                "engine": engine.url,
+                "configured as": engine.endpoint.origin,
+                "answers": "up" if engine.up else "DOWN",
+                "status": str(health.get("status", "—")) if engine.up else "—",
+                "name": str(health.get("engine", "—")),
+                "partitions": ", ".join(str(p) for p in partitions)
+                if isinstance(partitions, list)
+                else "—",
+                "symbols served": _served_text(view, engine),
+                "error": engine.error or "",
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if view.stale:
+        st.caption(
+            "Held by an engine that handed them over, served by none that answers: "
+            + ", ".join(view.stale)
+        )
 
 
 def status_row(doc: dict[str, Any]) -> None:
