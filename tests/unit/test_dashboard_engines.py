@@ -170,7 +170,12 @@ def test_split_urls_normalizes_lists() -> None:
 
 
 def test_name_with_several_addresses_expands_to_one_engine_each() -> None:
-    known = {"engine": ["10.0.0.3", "10.0.0.2", "fd00::5"], "solo": ["10.0.0.9"]}
+    known = {
+        "engine": ["10.0.0.3", "10.0.0.2", "10.0.0.3"],
+        "solo": ["10.0.0.9"],
+        "dual": ["fd00::9", "10.0.0.9"],  # one dual-stack engine: an A and an AAAA record
+        "v6": ["fd00::6", "fd00::5"],
+    }
 
     def resolve(host: str, port: int) -> list[str]:
         if host not in known:
@@ -179,18 +184,20 @@ def test_name_with_several_addresses_expands_to_one_engine_each() -> None:
         return known[host]
 
     found = engines.expand("http://engine:8765", resolve)
-    assert [e.url for e in found] == [  # sorted: DNS servers rotate their answers
-        "http://10.0.0.2:8765",
-        "http://10.0.0.3:8765",
-        "http://[fd00::5]:8765",
-    ]
+    # sorted (DNS servers rotate their answers), without repeats
+    assert [e.url for e in found] == ["http://10.0.0.2:8765", "http://10.0.0.3:8765"]
     assert {e.origin for e in found} == {"http://engine:8765"}
-    # one address, an IP literal, localhost, an unknown name: kept exactly as written
-    assert [e.url for e in engines.expand("http://solo:8765", resolve)] == ["http://solo:8765"]
+    assert [e.url for e in engines.expand("https://v6:8765/x", resolve)] == [
+        "https://[fd00::5]:8765/x",
+        "https://[fd00::6]:8765/x",
+    ]
+    # one address (per family), an IP literal, localhost, an unknown name: kept as written
+    for single in ("http://solo:8765", "http://dual:8765"):
+        assert [e.url for e in engines.expand(single, resolve)] == [single]
     kept = "http://127.0.0.1:8765,http://localhost:9000,http://nowhere:1"
     assert [e.url for e in engines.expand(kept, resolve)] == kept.split(",")
     # the same engine named twice is asked once
-    assert len(engines.expand("http://10.0.0.3:8765,http://engine:8765", resolve)) == 3
+    assert len(engines.expand("http://10.0.0.3:8765,http://engine:8765", resolve)) == 2
 
 
 def test_resolve_host_uses_getaddrinfo() -> None:

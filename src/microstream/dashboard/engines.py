@@ -74,6 +74,12 @@ def _address_key(address: str) -> tuple[int, int, str]:
     return (ip.version, int(ip), address)
 
 
+def _one_family(addresses: list[str]) -> list[str]:
+    """The IPv4 addresses of a sorted list, or all of them when there are none."""
+    v4 = [a for a in addresses if _address_key(a)[0] == 4]
+    return v4 or addresses
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
@@ -100,8 +106,10 @@ def _with_host(url: str, address: str) -> str:
 def expand_url(url: str, resolver: Resolver) -> list[Endpoint]:
     """``url``, or one endpoint per address when its host name has several.
 
-    The addresses are sorted (IPv4 first), so the engines keep their order when
-    a DNS server rotates its answers.
+    A dual-stack host has an A and an AAAA record for the same engine, so the
+    IPv4 addresses are used when there are any, the IPv6 ones otherwise. They
+    are sorted, so the engines keep their order when a DNS server rotates its
+    answers.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -112,7 +120,7 @@ def expand_url(url: str, resolver: Resolver) -> list[Endpoint]:
         addresses = resolver(host, port)
     except (OSError, ValueError):  # unresolvable now: requests to it fail and say so
         return [Endpoint(url, url)]
-    unique = sorted(set(addresses), key=_address_key)
+    unique = _one_family(sorted(set(addresses), key=_address_key))
     if len(unique) <= 1:
         return [Endpoint(url, url)]
     return [Endpoint(_with_host(url, address), url) for address in unique]
