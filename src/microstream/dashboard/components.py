@@ -107,6 +107,9 @@ def last_served() -> dict[str, list[str]]:
 
 def _remember_served(view: engines.Routing) -> None:
     memory = last_served()
+    known = {engine.url for engine in view.engines}
+    for url in [url for url in memory if url not in known]:  # left DNS or the list
+        del memory[url]
     for engine in view.up:
         memory[engine.url] = view.served_by(engine.url)
 
