@@ -31,7 +31,8 @@ EXPOSE 8765 8501
 VOLUME ["/data"]
 
 # Health checks are per service in docker-compose.yml (the engine's: GET /health,
-# which answers 503 when the engine is down); ingest has no HTTP endpoint.
+# which answers 503 when its status is down: broker unreachable or consumer
+# errors for more than MICROSTREAM_KAFKA_DOWN_AFTER_S); ingest has no HTTP endpoint.
 
 ENTRYPOINT ["microstream"]
 CMD ["--help"]

@@ -152,6 +152,15 @@ class SymbolPipeline:
         stage: ModelStage = ModelEngine(self.exchange, self.symbol, self._emit, settings)
         return stage
 
+    @property
+    def simulated(self) -> bool:
+        """Whether this symbol's rows are marked ``simulated=True``."""
+        return bool(self._extra.get("simulated"))
+
+    def mark_simulated(self) -> None:
+        """Mark every row emitted from now on ``simulated=True`` (the source says so)."""
+        self._extra = {**self._extra, "simulated": True}
+
     def _emit(self, row: Row) -> None:
         if self._extra:
             row = Row(row.table, row.exchange, row.symbol, {**row.values, **self._extra})

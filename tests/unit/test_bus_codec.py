@@ -99,3 +99,34 @@ def test_unknown_kind_and_corrupt_bytes_are_rejected_and_counted() -> None:
 def test_a_type_the_bus_cannot_carry_is_a_codec_error() -> None:
     with pytest.raises(CodecError, match="cannot be sent"):
         Codec().encode(Topics.TRADES, {"not": "an event"})
+
+
+def test_the_simulated_flag_round_trips_and_defaults_to_false() -> None:
+    codec = Codec()
+    trade = MESSAGES[0]
+    assert codec.decode(codec.encode(Topics.TRADES, trade, simulated=True)).simulated is True
+    assert codec.decode(codec.encode(Topics.TRADES, trade)).simulated is False
+
+
+class _EnvelopeBeforeTheFlag(msgspec.Struct, array_like=True):
+    """The envelope's layout before ``simulated`` existed (schema version 1)."""
+
+    version: int
+    kind: str
+    produced_ns: int
+    topic: str
+    session: int
+    seq: int
+    payload: msgspec.Raw
+
+
+def test_envelopes_with_and_without_the_flag_read_both_ways() -> None:
+    payload = msgspec.Raw(msgspec.msgpack.encode(MESSAGES[0]))
+    old = msgspec.msgpack.encode(
+        _EnvelopeBeforeTheFlag(SCHEMA_VERSION, "trade", 1, Topics.TRADES, 0, 0, payload)
+    )
+    decoded = Codec().decode(old)  # an older producer: not simulated
+    assert decoded.message == MESSAGES[0] and decoded.simulated is False
+    new = Codec().encode(Topics.TRADES, MESSAGES[0], simulated=True)
+    before = msgspec.msgpack.decode(new, type=_EnvelopeBeforeTheFlag)  # an older consumer
+    assert before.version == SCHEMA_VERSION and before.kind == "trade"

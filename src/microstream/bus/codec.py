@@ -7,6 +7,12 @@ per-key sequence number, and the payload. Everything is msgpack (msgspec);
 the payload is encoded on its own so a consumer checks the version and kind
 before it decodes the body.
 
+The envelope also says whether the data is **simulated** (``simulated``, a
+trailing field with a default: an envelope written before it existed decodes
+as ``simulated=False``, and a decoder that predates it ignores it, so the
+schema version stays 1). Ingest of the market simulator sets it on every
+message; engines mark the symbol's outputs simulated when they see it.
+
 A message of an unknown schema version or kind, or corrupt bytes, raises
 :class:`~microstream.errors.CodecError` and is counted in
 :attr:`Codec.rejected`: the consumer logs and skips it, it never crashes.
@@ -62,6 +68,8 @@ class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
             consumer sees when a producer restarted.
         seq: per-key sequence number within ``session`` (0 when unused).
         payload: the encoded payload (decoded lazily by :meth:`Codec.decode`).
+        simulated: the data comes from the market simulator (a trailing field
+            with a default, so older envelopes and older decoders still work).
     """
 
     version: int
@@ -71,6 +79,7 @@ class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
     session: int
     seq: int
     payload: msgspec.Raw
+    simulated: bool = False
 
 
 class Decoded(msgspec.Struct, frozen=True, gc=False):
@@ -82,6 +91,7 @@ class Decoded(msgspec.Struct, frozen=True, gc=False):
     session: int
     seq: int
     message: Any
+    simulated: bool = False
 
 
 KINDS: Final[dict[str, type[Any]]] = {
@@ -131,8 +141,12 @@ class Codec:
         seq: int = 0,
         produced_ns: int | None = None,
         version: int = SCHEMA_VERSION,
+        simulated: bool = False,
     ) -> bytes:
-        """The wire bytes of ``message`` published on logical ``topic``."""
+        """The wire bytes of ``message`` published on logical ``topic``.
+
+        ``simulated`` marks the message as simulated data (see :class:`Envelope`).
+        """
         envelope = Envelope(
             version=version,
             kind=kind_of(message),
@@ -141,6 +155,7 @@ class Codec:
             session=session,
             seq=seq,
             payload=msgspec.Raw(self._encoder.encode(message)),
+            simulated=simulated,
         )
         return self._encoder.encode(envelope)
 
@@ -173,4 +188,5 @@ class Codec:
             session=envelope.session,
             seq=envelope.seq,
             message=message,
+            simulated=envelope.simulated,
         )

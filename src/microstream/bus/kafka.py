@@ -62,6 +62,14 @@ class KafkaSettings:
             that caused them are marked consumed.
         topic_check_s: period of the check that recreates missing topics (a
             broker that lost its state comes back empty); ``0``: no check.
+            The same check tells whether the broker is reachable
+            (:meth:`KafkaBus.broker_down_s`).
+        down_after_s: the broker unreachable, or consumer errors coming, for
+            longer than this many seconds means the service is down
+            (:meth:`KafkaBus.broker_down_s`, :meth:`KafkaBus.error_streak_s`);
+            errors further apart than this are separate incidents.
+        simulated: mark every message this bus publishes as simulated data
+            (ingest of the market simulator; see :class:`~microstream.bus.codec.Envelope`).
         producer_config / consumer_config: extra librdkafka settings.
     """
 
@@ -78,6 +86,8 @@ class KafkaSettings:
     session_timeout_ms: int = 10_000
     commit_interval_s: float = 1.0
     topic_check_s: float = 2.0
+    down_after_s: float = 30.0
+    simulated: bool = False
     producer_config: dict[str, Any] = field(default_factory=dict)
     consumer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +107,7 @@ class KafkaSettings:
             "group_id": os.environ.get("MICROSTREAM_KAFKA_GROUP") or "microstream-engine",
             "connect_retries": _env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
             "session_timeout_ms": _env_int("MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10_000),
+            "down_after_s": _env_float("MICROSTREAM_KAFKA_DOWN_AFTER_S", 30.0),
         }
         values.update(overrides)
         return cls(**values)
@@ -112,9 +123,32 @@ def _env_int(name: str, default: int) -> int:
         raise BusError(f"{name}={raw!r} is not an integer") from exc
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BusError(f"{name}={raw!r} is not a number") from exc
+    if not value > 0:
+        raise BusError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
 @dataclass
 class BusStats:
-    """Counters of one bus (read them for ``/health`` and ``/metrics``)."""
+    """Counters of one bus (read them for ``/health`` and ``/metrics``).
+
+    ``consumer_errors`` counts error messages the consumer returned,
+    ``client_errors`` the errors librdkafka reported on the consumer's
+    connections (broker down, transport failures). The ``*_ns`` fields are
+    wall-clock Unix nanoseconds: ``broker_down_since_ns`` the first failed
+    broker check since the broker last answered, ``errors_since_ns`` the first
+    error of the current streak of consumer errors (errors at most
+    ``down_after_s`` apart, with no message consumed in between),
+    ``last_error_ns`` the latest consumer error.
+    """
 
     published: int = 0
     delivered: int = 0
@@ -123,10 +157,14 @@ class BusStats:
     handled: int = 0
     handler_errors: int = 0
     consumer_errors: int = 0
+    client_errors: int = 0
     rebalances: int = 0
     connect_retries: int = 0
     last_error: str = ""
     last_message_ns: int | None = None
+    broker_down_since_ns: int | None = None
+    errors_since_ns: int | None = None
+    last_error_ns: int | None = None
 
 
 class KafkaBus:
@@ -153,6 +191,8 @@ class KafkaBus:
         self._on_revoke = on_revoke
         self.before_commit: Callable[[], bool] | None = None
         """Called before each offset commit (a local sink's flush); False skips the commit."""
+        self.current: Decoded | None = None
+        """The message being dispatched (handlers read its envelope fields, e.g. ``simulated``)."""
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._kafka_topics: set[str] = set()
         self._session = time.time_ns()
@@ -231,8 +271,14 @@ class KafkaBus:
         while not self._closed.wait(self.settings.topic_check_s):
             try:
                 topics = self._admin.list_topics(timeout=2.0).topics
-            except KafkaException:
+            except KafkaException as exc:
+                if self.stats.broker_down_since_ns is None:
+                    self.stats.broker_down_since_ns = time.time_ns()
+                    log.warning("Kafka broker unreachable: %s", exc)
                 continue  # broker down: try again later
+            if self.stats.broker_down_since_ns is not None:
+                log.info("Kafka broker reachable again")
+            self.stats.broker_down_since_ns = None
             with self._topics_lock:
                 missing = [name for name in sorted(self._wanted_topics) if name not in topics]
                 if not missing:
@@ -264,6 +310,49 @@ class KafkaBus:
                 ):
                     raise BusError(f"cannot create Kafka topic {name}: {exc}") from exc
         self._remember_partitions(self._admin.list_topics(timeout=10.0).topics)
+
+    # -- health ------------------------------------------------------------------
+
+    def broker_down_s(self, now_ns: int | None = None) -> float | None:
+        """Seconds the broker has been unreachable (``None``: it answered the last check)."""
+        since = self.stats.broker_down_since_ns
+        if since is None:
+            return None
+        now = time.time_ns() if now_ns is None else now_ns
+        return max(0.0, (now - since) / 1e9)
+
+    def error_streak_s(self, now_ns: int | None = None) -> float | None:
+        """Length in seconds of the current streak of consumer errors.
+
+        ``None`` when there is none: no consumer error within the last
+        ``down_after_s`` seconds, or a message was consumed since the last one.
+        """
+        since, last = self.stats.errors_since_ns, self.stats.last_error_ns
+        if since is None or last is None:
+            return None
+        now = time.time_ns() if now_ns is None else now_ns
+        if now - last > self.settings.down_after_s * 1e9:
+            return None
+        return max(0.0, (now - since) / 1e9)
+
+    def _note_error(self, text: str) -> None:
+        """A consumer error: start or extend the current streak."""
+        now = time.time_ns()
+        stats = self.stats
+        last = stats.last_error_ns
+        if (
+            stats.errors_since_ns is None
+            or last is None
+            or now - last > self.settings.down_after_s * 1e9
+        ):
+            stats.errors_since_ns = now
+        stats.last_error_ns = now
+        stats.last_error = text
+
+    def _client_error(self, error: KafkaError) -> None:
+        """librdkafka's ``error_cb`` of the consumer (runs on the poll thread)."""
+        self.stats.client_errors += 1
+        self._note_error(str(error))
 
     @property
     def queue_depth(self) -> int:
@@ -299,7 +388,13 @@ class KafkaBus:
         """
         kafka_topic = self.settings.topics.for_message(topic, message)
         self._seq[key] += 1
-        value = self.codec.encode(topic, message, session=self._session, seq=self._seq[key])
+        value = self.codec.encode(
+            topic,
+            message,
+            session=self._session,
+            seq=self._seq[key],
+            simulated=self.settings.simulated,
+        )
         while True:
             try:
                 self._producer.produce(
@@ -351,6 +446,7 @@ class KafkaBus:
                 "fetch.wait.max.ms": 50,
                 "session.timeout.ms": self.settings.session_timeout_ms,
                 "heartbeat.interval.ms": max(100, self.settings.session_timeout_ms // 5),
+                "error_cb": self._client_error,
             }
         )
         config.update(self.settings.consumer_config)
@@ -426,11 +522,13 @@ class KafkaBus:
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
                 self.stats.consumer_errors += 1
-                self.stats.last_error = str(error)
+                self._note_error(str(error))
                 log.warning("Kafka consumer error: %s", error)
             return
         self.stats.consumed += 1
         self.stats.last_message_ns = time.time_ns()
+        self.stats.errors_since_ns = None  # a message came through: the streak is over
+        self.stats.broker_down_since_ns = None
         decoded = self._decode(message)
         if decoded is not None and (self.dedup is None or self.dedup.accept(decoded.message)):
             key = (message.key() or b"").decode(errors="replace")
@@ -454,12 +552,16 @@ class KafkaBus:
             return None
 
     def _dispatch(self, decoded: Decoded, key: str) -> None:
-        for handler in self._handlers.get(decoded.topic, ()):
-            try:
-                handler(key, decoded.message)
-            except Exception:
-                self.stats.handler_errors += 1
-                log.exception("handler of %s failed on key %s", decoded.topic, key)
+        self.current = decoded
+        try:
+            for handler in self._handlers.get(decoded.topic, ()):
+                try:
+                    handler(key, decoded.message)
+                except Exception:
+                    self.stats.handler_errors += 1
+                    log.exception("handler of %s failed on key %s", decoded.topic, key)
+        finally:
+            self.current = None
         self.stats.handled += 1
 
     def start(self) -> None:

@@ -17,6 +17,16 @@ Taking a symbol over (start, rebalance, another engine died):
   :class:`~microstream.bus.dedup.EventDedup`, and the outputs the previous
   owner already published are learnt from the tail of the output topics, so
   no output row is published twice.
+
+Simulated data: a message whose envelope says ``simulated`` (ingest of the
+market simulator) marks its symbol's pipeline simulated, so every row of that
+symbol carries ``simulated=True`` and ``/health`` says ``simulated``, whatever
+the engine's own settings (``MICROSTREAM_SIMULATED=1`` / ``--simulated`` still
+mark everything).
+
+Health: :meth:`EngineService.health` has a ``status`` (``ok``, ``degraded`` or
+``down``, see :mod:`microstream.services.status`); the engine API answers 503
+when it is ``down``.
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ from microstream.bus.dedup import EventDedup
 from microstream.bus.kafka import KafkaBus, KafkaSettings, PartitionList, read_tail
 from microstream.bus.memory import MemoryBus
 from microstream.bus.protocol import Handler, Row, Topics, symbol_key
-from microstream.engine import MARKET_TOPICS, Engine, PipelineOptions
+from microstream.engine import MARKET_TOPICS, Engine, PipelineOptions, SymbolPipeline
+from microstream.services.status import engine_status
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,7 @@ class EngineServiceStats:
     outputs_published: int = 0
     outputs_duplicate: int = 0
     primed_rows: int = 0
+    simulated_symbols: int = 0
 
 
 class _Rate:
@@ -154,6 +166,8 @@ class EngineService:
         self._last_request: dict[str, float] = {}
         self._md_topic = settings.topics.for_logical(Topics.DEPTH)
         self._rate = _Rate()
+        self.on_simulated: Callable[[str], None] | None = None
+        """Called with the symbol key when a symbol's data turns out to be simulated."""
 
     # -- outputs -----------------------------------------------------------------
 
@@ -195,9 +209,22 @@ class EngineService:
     # -- market data ---------------------------------------------------------------
 
     def _on_market(self, key: str, event: Any) -> None:
-        if key not in self.engine.pipelines:
+        pipe = self.engine.pipelines.get(key)
+        if pipe is None:
             self._take_over(event.exchange, event.symbol, event.ts_recv)
-        self.engine.on_message(key, event)
+            pipe = self.engine.pipelines[key]
+        current = self.kafka.current
+        if current is not None and current.simulated and not pipe.simulated:
+            self._mark_simulated(key, pipe)
+        pipe.on_event(event)
+
+    def _mark_simulated(self, key: str, pipe: SymbolPipeline) -> None:
+        """The source of ``key`` says its data is simulated: mark its rows from now on."""
+        pipe.mark_simulated()
+        self.stats.simulated_symbols += 1
+        log.info("%s: %s is simulated data (outputs marked simulated)", self.name, key)
+        if self.on_simulated is not None:
+            self.on_simulated(key)
 
     def _take_over(self, exchange: str, symbol: str, ts_recv: int) -> None:
         """A symbol new to this engine: its book is invalid until a fresh snapshot."""
@@ -280,14 +307,22 @@ class EngineService:
 
     # -- life cycle ----------------------------------------------------------------
 
+    @property
+    def simulated(self) -> bool:
+        """Whether this engine's outputs are (partly) simulated data."""
+        return self.engine.options.simulated or any(
+            pipe.simulated for pipe in list(self.engine.pipelines.values())
+        )
+
     def health(self) -> dict[str, Any]:
-        """The engine's part of the ``/health`` document."""
+        """The engine's part of the ``/health`` document (``status``: see the module docstring)."""
         kafka = self.kafka.stats
         pipes = list(self.engine.pipelines.items())
         symbols = {
             key: {
                 "book_state": str(pipe.sync.state),
                 "book_valid": pipe.sync.is_synced,
+                "simulated": pipe.simulated,
                 "gaps": pipe.sync.gaps,
                 "resyncs": pipe.sync.resyncs,
                 "duplicate_depth_updates": pipe.sync.duplicates,
@@ -300,17 +335,35 @@ class EngineService:
         last = kafka.last_message_ns
         rate = self._rate.update(kafka.consumed, now)
         dedup = self.kafka.dedup
+        broker_down_s = self.kafka.broker_down_s(now)
+        error_streak_s = self.kafka.error_streak_s(now)
+        status, reasons = engine_status(
+            assigned=bool(self.assigned),
+            books_synced={key: pipe.sync.is_synced for key, pipe in pipes},
+            broker_down_s=broker_down_s,
+            error_streak_s=error_streak_s,
+            down_after_s=self.settings.down_after_s,
+        )
         return {
+            "status": status,
+            "status_reasons": reasons,
+            "simulated": self.simulated,
             "bus": "kafka",
             "engine": self.name,
             "group": self.settings.group_id,
             "partitions": sorted(self.assigned),
-            "feed_connected": bool(self.assigned) and kafka.consumer_errors == 0,
+            "feed_connected": bool(self.assigned)
+            and broker_down_s is None
+            and error_streak_s is None,
+            "broker_down_s": broker_down_s,
+            "error_streak_s": error_streak_s,
+            "down_after_s": self.settings.down_after_s,
             "last_message_age_s": None if last is None else (now - last) / 1e9,
             "messages_per_s": rate,
             "symbols": symbols,
             "consumed": kafka.consumed,
             "consumer_errors": kafka.consumer_errors,
+            "client_errors": kafka.client_errors,
             "handler_errors": kafka.handler_errors,
             "rejected": sum(self.kafka.codec.rejected.values()),
             "duplicates_dropped": sum(dedup.duplicates.values()) if dedup is not None else 0,

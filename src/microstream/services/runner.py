@@ -75,7 +75,10 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise ConfigError("--source replay needs --captures FILE...")
     symbols = _symbols(args.symbols, settings) if source != "replay" or args.symbols else None
     market = args.market or MARKET_OF_SOURCE.get(source, "usdm")
-    kafka = KafkaSettings.from_env(mode="direct", client_id="microstream-ingest")
+    # the simulator's messages say so on the wire: engines mark their outputs simulated
+    kafka = KafkaSettings.from_env(
+        mode="direct", client_id="microstream-ingest", simulated=source == "sim"
+    )
     # its own group: the CONTROL offsets of ingest must not mix with the engines' group
     bus = KafkaBus(replace(kafka, group_id=f"{kafka.group_id}-ingest"))
     service = IngestService(
@@ -174,6 +177,8 @@ def run_engine(args: argparse.Namespace) -> int:
     _preload(options)  # after connecting: a broker that is down fails fast
     store = LiveStateStore(source="kafka", simulated=simulated)
     store.set_health_provider(service.health)
+    # data that arrives marked simulated (ingest --source sim) turns the banner on
+    service.on_simulated = lambda _key: store.set_source("kafka", True)
     service.attach(Topics.ROWS, store.on_message)
     sink = None
     if not args.no_lake:
