@@ -32,7 +32,8 @@ VOLUME ["/data"]
 
 # Health checks are per service in docker-compose.yml (the engine's: GET /health,
 # which answers 503 when its status is down: broker unreachable or consumer
-# errors for more than MICROSTREAM_KAFKA_DOWN_AFTER_S); ingest has no HTTP endpoint.
+# errors for more than MICROSTREAM_KAFKA_DOWN_AFTER_S); ingest's: GET /health of
+# `ingest --health-port 8766` (503 when the broker is unreachable that long).
 
 ENTRYPOINT ["microstream"]
 CMD ["--help"]

@@ -4,9 +4,11 @@
   ``ok`` once synced, ``down`` (HTTP 503) when the broker has been away longer
   than ``down_after_s``, ``ok`` again after it comes back. The outage is played
   with the TCP proxy in front of the broker (see ``tests/kafka_broker.py``).
+  The ingest's ``/health`` (same broker check) goes ``down`` and back too.
 * ``microstream ingest --source sim`` -> ``microstream engine`` (processes,
   without ``MICROSTREAM_SIMULATED``): the flag travels in the messages, so the
-  engine's rows are ``simulated`` and its ``/health`` and ``/api/v1/symbols`` say so.
+  engine's rows are ``simulated`` and its ``/health`` and ``/api/v1/symbols`` say so;
+  the ingest's ``--health-port`` answers ``ok``.
 
 Engines read their partitions directly (instant; a group takes up to ~20 s to
 form on tansu).
@@ -18,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +40,8 @@ from microstream.engine import PipelineOptions
 from microstream.events import BookSnapshot, DepthUpdate, Trade
 from microstream.live_state import LiveStateStore
 from microstream.services.engine import EngineService
+from microstream.services.ingest import IngestService
+from microstream.services.runner import ingest_health
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -98,6 +103,9 @@ def test_engine_status_follows_its_book_and_the_broker(
         topic_check_s=0.3,
     )
     producer = KafkaBus(settings)
+    ingest = IngestService(producer, snapshot_every_s=0)
+    feed_done = threading.Event()
+    feed_done.set()  # no feed here: only the broker counts
     service = EngineService(settings, PipelineOptions(features=False), name="health-test")
     store = LiveStateStore(source="kafka")
     store.set_health_provider(service.health)
@@ -141,13 +149,28 @@ def test_engine_status_follows_its_book_and_the_broker(
         cut = time.monotonic()
         wait_for(lambda: get(health_url)[0] == 503, 30, "HTTP 503 (down)")
         assert time.monotonic() - cut > settings.down_after_s
+        assert get(health_url)[1]["status_reasons"][0].startswith("Kafka ")
+
+        # the broker check (a metadata request every 0.3 s here) keeps failing: down
+        # for good. (librdkafka's own errors come further apart as its reconnect
+        # backoff grows, up to 10 s: with the 2 s limit of this test they alone
+        # make separate short streaks.)
+        def broker_down_for_long() -> bool:
+            code, doc = get(health_url)
+            return code == 503 and (doc.get("broker_down_s") or 0) > settings.down_after_s
+
+        wait_for(broker_down_for_long, 15, "the broker check to report a long outage")
         doc = get(health_url)[1]
         assert doc["status"] == "down" and doc["feed_connected"] is False
-        assert doc["status_reasons"][0].startswith("Kafka ")
-        # the broker check (a metadata request, 2 s timeout) fails too
-        wait_for(lambda: get(health_url)[1].get("broker_down_s") is not None, 10, "broker check")
+        assert "Kafka broker unreachable for" in doc["status_reasons"][0]
         with urllib.request.urlopen(f"{api.url}/metrics", timeout=3) as answer:
             assert "microstream_up 0" in answer.read().decode().splitlines()
+        # ingest's health uses the same check of its own bus
+        wait_for(
+            lambda: ingest_health(ingest, producer, "test", feed_done)["status"] == "down",
+            15,
+            "ingest status down",
+        )
 
         # it comes back: ok again once its errors are older than down_after_s
         proxy.start()
@@ -156,6 +179,11 @@ def test_engine_status_follows_its_book_and_the_broker(
         doc = get(health_url)[1]
         assert doc["broker_down_s"] is None and doc["feed_connected"] is True
         assert doc["client_errors"] > 0  # librdkafka reported the outage
+        wait_for(
+            lambda: ingest_health(ingest, producer, "test", feed_done)["status"] == "ok",
+            15,
+            "ingest status ok",
+        )
     finally:
         if cut is not None:
             proxy.start()  # the other tests of the module need the broker
@@ -165,7 +193,7 @@ def test_engine_status_follows_its_book_and_the_broker(
         api.stop()
 
 
-def test_ingest_of_the_simulator_marks_the_engine_outputs_simulated(
+def test_ingest_of_the_simulator_marks_the_engine_outputs_simulated_and_reports_health(
     proxied_broker: tuple[TansuBroker, TcpProxy], tmp_path: Path
 ) -> None:
     broker, _ = proxied_broker
@@ -182,7 +210,9 @@ def test_ingest_of_the_simulator_marks_the_engine_outputs_simulated(
     port = free_port()
     base = [sys.executable, "-m", "microstream.cli"]
     engine_cmd = ["engine", "--direct", "--no-lake", "--no-models", "--api-port", str(port)]
+    ingest_port = free_port()
     ingest_cmd = ["ingest", "--source", "sim", "--symbols", "BTCUSDT", "--duration", "90"]
+    ingest_cmd += ["--health-port", str(ingest_port)]
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("engine", "ingest")}
     engine = subprocess.Popen(
         [*base, *engine_cmd], env=env, stdout=logs["engine"], stderr=subprocess.STDOUT
@@ -214,6 +244,13 @@ def test_ingest_of_the_simulator_marks_the_engine_outputs_simulated(
         assert all(row["simulated"] is True for row in doc["rows"])
         tops = get(f"{api}/api/v1/binance/BTCUSDT/book_top?limit=50")[1]["rows"]
         assert tops and all(row["simulated"] is True for row in tops)
+
+        # ingest --health-port: feed connected, broker reachable
+        code, doc = get(f"http://127.0.0.1:{ingest_port}/health")
+        assert code == 200 and doc["status"] == "ok", doc
+        assert doc["service"] == "ingest" and doc["simulated"] is True
+        assert doc["feed_connected"] is True and doc["broker_down_s"] is None
+        assert doc["frames"] > 0 and doc["published"] > 0
     finally:
         for proc in (ingest, engine):
             if proc.poll() is None:

@@ -1,13 +1,16 @@
-"""The distributed engine's ``status`` rules (ok / degraded / down), without a broker."""
+"""The distributed services' ``status`` rules (ok / degraded / down), without a broker."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from microstream.bus.memory import MemoryBus
 from microstream.bus.protocol import Row
 from microstream.engine import PipelineOptions, SymbolPipeline
 from microstream.events import Trade
-from microstream.services.status import engine_status
+from microstream.frames import RawFrame
+from microstream.services.ingest import IngestService
+from microstream.services.status import FEED_QUIET_S, engine_status, ingest_status
 
 BTC, ETH = "binance:BTCUSDT", "binance:ETHUSDT"
 
@@ -66,3 +69,33 @@ def test_a_pipeline_marked_simulated_marks_its_rows_from_then_on() -> None:
     pipe.on_event(Trade("binance", "BTCUSDT", 3, 4, 2, 100.0, 1.0, "buy"))
     assert pipe.simulated and rows[-1].values["simulated"] is True
     assert rows[-1].values["trade_id"] == 2
+
+
+def test_ingest_is_down_only_when_the_broker_stays_away() -> None:
+    def ingest(**overrides: Any) -> tuple[str, list[str]]:
+        args: dict[str, Any] = {
+            "frame_age_s": 0.1,
+            "feed_done": False,
+            "broker_down_s": None,
+            "down_after_s": 30.0,
+        }
+        args.update(overrides)
+        return ingest_status(**args)
+
+    assert ingest() == ("ok", [])
+    assert ingest(broker_down_s=3.0) == ("degraded", ["Kafka broker unreachable for 3 s"])
+    assert ingest(broker_down_s=31.0)[0] == "down"
+    # a silent feed is degraded, never down (the live client reconnects by itself)
+    assert ingest(frame_age_s=600.0) == ("degraded", ["no frame from the feed for 600 s"])
+    assert ingest(frame_age_s=FEED_QUIET_S) == ("ok", [])
+    assert ingest(frame_age_s=600.0, feed_done=True) == ("ok", [])  # a finished replay
+
+
+def test_ingest_counts_the_age_of_its_last_frame() -> None:
+    now = [100.0]
+    service = IngestService(MemoryBus(), snapshot_every_s=0, clock=lambda: now[0])
+    now[0] = 104.0
+    assert service.frame_age_s() == 4.0  # since start-up: no frame yet
+    service.on_frame(RawFrame(1, b"{}", "spot"))
+    now[0] = 104.5
+    assert service.frame_age_s() == 0.5

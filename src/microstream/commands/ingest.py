@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--exit-at-end", action="store_true", help="replay: exit after the last frame"
     )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="serve GET /health (503 when down) and /metrics on this port (default: none)",
+    )
+    parser.add_argument("--health-host", default="127.0.0.1", help="address of the health endpoint")
     parser.set_defaults(handler=_run)
 
 

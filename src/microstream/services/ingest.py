@@ -124,6 +124,8 @@ class IngestService:
         self._clock = clock
         self._requests: queue.SimpleQueue[SnapshotRequest] = queue.SimpleQueue()
         self._next_periodic = clock() + snapshot_every_s
+        self._started = clock()
+        self._last_frame: float | None = None
         bus.subscribe(Topics.CONTROL, self.on_control)
 
     def _ask_source(self, exchange: str, symbol: str) -> None:
@@ -134,6 +136,7 @@ class IngestService:
 
     def on_frame(self, frame: RawFrame) -> None:
         """Record, parse and publish one frame, then answer due requests."""
+        self._last_frame = self._clock()
         if self.recorder is not None:
             self.recorder.write(frame)
         self.ingestor.on_frame(frame)
@@ -200,6 +203,11 @@ class IngestService:
             return False
         self.bus.publish(Topics.SNAPSHOTS, symbol_key(exchange, symbol), snapshot)
         return True
+
+    def frame_age_s(self) -> float:
+        """Seconds since the last frame (since the service started, before the first)."""
+        last = self._started if self._last_frame is None else self._last_frame
+        return max(0.0, self._clock() - last)
 
     @property
     def skipped(self) -> int:

@@ -24,6 +24,7 @@ from microstream.config import Settings
 from microstream.errors import ConfigError
 from microstream.replay import parse_speed
 from microstream.services.ingest import FrameRecorder, IngestService
+from microstream.services.status import FEED_QUIET_S, ingest_status
 from microstream.venues.binance.parse import EXCHANGE_BY_MARKET
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,59 @@ def _recorder(directory: str | None, market: str) -> FrameRecorder | None:
     return CaptureWriter(directory, market, rotate_seconds=3600.0)
 
 
+def ingest_health(
+    service: IngestService, bus: KafkaBus, source: str, feed_done: threading.Event
+) -> dict[str, Any]:
+    """The ``/health`` document of ``microstream ingest`` (status: :func:`ingest_status`)."""
+    age = service.frame_age_s()
+    broker_down_s = bus.broker_down_s()
+    status, reasons = ingest_status(
+        frame_age_s=age,
+        feed_done=feed_done.is_set(),
+        broker_down_s=broker_down_s,
+        down_after_s=bus.settings.down_after_s,
+    )
+    stats = bus.stats
+    return {
+        "status": status,
+        "status_reasons": reasons,
+        "service": "ingest",
+        "source": source,
+        "simulated": bus.settings.simulated,
+        "feed_connected": feed_done.is_set() or age <= FEED_QUIET_S,
+        "feed_done": feed_done.is_set(),
+        "last_frame_age_s": age,
+        "broker_down_s": broker_down_s,
+        "down_after_s": bus.settings.down_after_s,
+        "frames": service.ingestor.stats.frames,
+        "published": stats.published,
+        "delivered": stats.delivered,
+        "delivery_errors": stats.delivery_errors,
+        "queue_depth": bus.queue_depth,
+        "snapshot_requests": service.stats.snapshot_requests,
+        "snapshots_answered": service.stats.snapshots_answered,
+        "snapshots_pending": len(service.stats.pending),
+    }
+
+
+def _health_api(
+    args: argparse.Namespace, service: IngestService, bus: KafkaBus, source: str
+) -> tuple[Any, threading.Event]:
+    """``--health-port``: the ingest's ``/health`` and ``/metrics``, or ``None``."""
+    feed_done = threading.Event()
+    if args.health_port is None:
+        return None, feed_done
+    from microstream.api import EngineApi
+    from microstream.live_state import LiveStateStore
+
+    store = LiveStateStore(source=source, simulated=bus.settings.simulated)
+    store.set_health_provider(lambda: ingest_health(service, bus, source, feed_done))
+    api = EngineApi(store, args.health_host, args.health_port)
+    api.start()
+    log.info("ingest health on %s/health", api.url)
+    return api, feed_done
+
+
 def run_ingest(args: argparse.Namespace) -> int:
     """``microstream ingest``: build the ingest service and run its source."""
     from microstream.services.sources import run_live, run_replay
@@ -90,6 +144,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     _on_signals(stop)
+    api, feed_done = _health_api(args, service, bus, source)
     bus.start()  # CONTROL topic: snapshot requests
     frames = None
     try:
@@ -102,6 +157,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 stop=stop,
                 duration=args.duration,
                 linger=not args.exit_at_end,
+                done=feed_done,
             )
         else:
             assert symbols is not None
@@ -117,6 +173,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     finally:
         bus.stop()
         service.close()
+        if api is not None:
+            api.stop()
     summary = {
         "source": source,
         "exchange": EXCHANGE_BY_MARKET.get(market),

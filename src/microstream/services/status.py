@@ -1,7 +1,8 @@
-"""The ``status`` of a distributed-mode engine: ``ok``, ``degraded`` or ``down``.
+"""The ``status`` of the distributed services: ``ok``, ``degraded`` or ``down``.
 
-A pure function of what the engine knows, so every rule is testable without a
-broker:
+:func:`engine_status` for ``microstream engine``, :func:`ingest_status` for
+``microstream ingest --health-port``: pure functions of what the service
+knows, so every rule is testable without a broker. The engine's rules:
 
 * ``down`` — the broker has been unreachable for more than ``down_after_s``
   seconds, or consumer errors have kept coming for that long (the engine API
@@ -54,6 +55,46 @@ def engine_status(
     resyncing = sorted(key for key, synced in books_synced.items() if not synced)
     if resyncing:
         reasons.append(f"book not synced: {', '.join(resyncing)}")
+    if down:
+        return "down", reasons
+    return ("degraded" if reasons else "ok"), reasons
+
+
+FEED_QUIET_S = 5.0
+"""Seconds without a frame after which an ingest feed counts as not connected."""
+
+
+def ingest_status(
+    *,
+    frame_age_s: float | None,
+    feed_done: bool,
+    broker_down_s: float | None,
+    down_after_s: float,
+) -> tuple[Status, list[str]]:
+    """The ingest service's status and the reasons it is not ``ok``.
+
+    Args:
+        frame_age_s: seconds since the feed's last frame (or since start-up
+            when no frame came yet).
+        feed_done: the feed ended on purpose (a replay reached its last frame):
+            silence is then expected.
+        broker_down_s: seconds the broker has been unreachable (``None``: reachable).
+        down_after_s: how long a broker outage lasts before ``down``.
+
+    ``down`` when the broker has been unreachable for more than
+    ``down_after_s`` (what ingest reads is then lost to the engines once its
+    producer's buffer expires); ``degraded`` for a shorter outage or a feed
+    without a frame for more than :data:`FEED_QUIET_S` (disconnected, or a
+    very quiet symbol: the live client reconnects by itself, so a silent feed
+    is never ``down``); else ``ok``.
+    """
+    reasons: list[str] = []
+    down = False
+    if broker_down_s is not None:
+        reasons.append(f"Kafka broker unreachable for {broker_down_s:.0f} s")
+        down = broker_down_s > down_after_s
+    if not feed_done and frame_age_s is not None and frame_age_s > FEED_QUIET_S:
+        reasons.append(f"no frame from the feed for {frame_age_s:.0f} s")
     if down:
         return "down", reasons
     return ("degraded" if reasons else "ok"), reasons
