@@ -212,7 +212,7 @@ class EngineService:
         pipe = self.engine.pipelines.get(key)
         if pipe is None:
             self._take_over(event.exchange, event.symbol, event.ts_recv)
-            pipe = self.engine.pipelines[key]
+            pipe = self.engine.pipeline(event.exchange, event.symbol)
         current = self.kafka.current
         if current is not None and current.simulated and not pipe.simulated:
             self._mark_simulated(key, pipe)
