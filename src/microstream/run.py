@@ -104,6 +104,23 @@ class FrameQueue:
         return self._queue.qsize()
 
 
+def binance_or_simulator(settings: Settings) -> str:
+    """``--source auto``: ``"binance"`` if Binance answers within a few seconds, else ``"sim"``.
+
+    Falling back is said loudly on stderr: everything that follows is simulated.
+    """
+    reason = asyncio.run(probe_binance(settings, "spot", PROBE_TIMEOUT_S))
+    if reason is None:
+        log.info("Binance is reachable: running on live data")
+        return "binance"
+    banner = (
+        f"Binance is not reachable ({reason}).\n"
+        "Running on the MARKET SIMULATOR instead: every output is marked SIMULATED DATA."
+    )
+    print("\n" + "=" * 72 + "\n" + banner + "\n" + "=" * 72, file=sys.stderr)
+    return "sim"
+
+
 async def probe_binance(settings: Settings, market: str, timeout: float) -> str | None:
     """None if Binance answers REST and websocket within ``timeout``; else why not."""
     import aiohttp
@@ -256,18 +273,8 @@ class LiveRun:
             opts.captures = [str(p) for p in default]
         if opts.source != "auto":
             return
-        reason = asyncio.run(probe_binance(self.settings, "spot", PROBE_TIMEOUT_S))
-        if reason is None:
-            opts.source = "binance"
-            log.info("Binance is reachable: running on live data")
-            return
-        banner = (
-            f"Binance is not reachable ({reason}).\n"
-            "Running on the MARKET SIMULATOR instead: every output is marked SIMULATED DATA."
-        )
-        print("\n" + "=" * 72 + "\n" + banner + "\n" + "=" * 72, file=sys.stderr)
-        opts.source = "sim"
-        self.simulated = True
+        opts.source = binance_or_simulator(self.settings)
+        self.simulated = opts.source == "sim"
 
     def market(self) -> str:
         if self.options.source == "replay":

@@ -2,13 +2,16 @@
 
 Ingest runs the simulator for a few seconds against a real Kafka-protocol
 broker (tansu) and records every raw frame; the recording must replay through
-the project's own capture reader and parser, frame for frame.
+the project's own capture reader and parser, frame for frame. Without a
+``--source``, ingest falls back from an unreachable Binance to the simulator,
+loudly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -61,3 +64,34 @@ def test_ingest_records_every_frame_it_publishes(broker: TansuBroker, tmp_path: 
     kinds = Counter(type(e).__name__ for f in frames for e in decoder.decode(f))
     assert kinds["BookSnapshot"] >= 1 and kinds["DepthUpdate"] > 0
     assert kinds["Trade"] == summary["events"]["Trade"]
+
+
+def test_ingest_without_a_source_falls_back_to_the_simulator_loudly(
+    broker: TansuBroker, tmp_path: Path
+) -> None:
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: "Binance" is unreachable
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "MICROSTREAM_KAFKA_TOPIC_PREFIX": f"auto{uuid.uuid4().hex[:6]}",
+        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}",
+    }
+    command = ["ingest", "--symbols", "BTCUSDT", "--duration", "3"]  # no --source: auto
+    done = subprocess.run(
+        [sys.executable, "-m", "microstream.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Binance is not reachable" in done.stderr
+    assert "MARKET SIMULATOR" in done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["source"] == "sim"
+    assert summary["events"].get("Trade", 0) > 0
+    assert summary["published"] == summary["delivered"] > 0

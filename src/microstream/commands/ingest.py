@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-SOURCES = ("binance", "binance-futures", "sim", "replay")
+SOURCES = ("auto", "binance", "binance-futures", "sim", "replay")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--source",
         choices=SOURCES,
         default=None,
-        help="default: replay if --captures, else binance",
+        help=(
+            "default: replay if --captures, else auto (Binance spot if it answers within a "
+            "few seconds, else the simulator, said loudly and marked simulated)"
+        ),
     )
     parser.add_argument(
         "--captures", nargs="+", default=None, help="capture files for --source replay"

@@ -124,7 +124,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     from microstream.services.sources import run_live, run_replay
 
     settings = Settings.from_env()
-    source = args.source or ("replay" if args.captures else "binance")
+    source = args.source or ("replay" if args.captures else "auto")
+    if source == "auto":
+        from microstream.run import binance_or_simulator
+
+        source = binance_or_simulator(settings)
     if source == "replay" and not args.captures:
         raise ConfigError("--source replay needs --captures FILE...")
     symbols = _symbols(args.symbols, settings) if source != "replay" or args.symbols else None
