@@ -64,6 +64,10 @@ def test_ingest_records_every_frame_it_publishes(broker: TansuBroker, tmp_path: 
     kinds = Counter(type(e).__name__ for f in frames for e in decoder.decode(f))
     assert kinds["BookSnapshot"] >= 1 and kinds["DepthUpdate"] > 0
     assert kinds["Trade"] == summary["events"]["Trade"]
+    # only what a live client subscribes to on Binance: no aggTrade or 1 s diffs
+    # that would reach the engines as second copies of the same trades and book
+    streams = {json.loads(f.payload)["stream"] for f in frames[1:]}
+    assert streams == {"btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@bookTicker"}
 
 
 def test_ingest_without_a_source_falls_back_to_the_simulator_loudly(

@@ -157,11 +157,16 @@ async def _pump_binance(
 
 async def _pump_sim(service: IngestService, symbols: list[str], seed: int) -> None:
     from microstream.sim.sim_feed import SimFeed
+    from microstream.venues.binance.endpoints import default_streams
 
     def truth(row: Row) -> None:
         service.bus.publish(Topics.ROWS, symbol_key(row.exchange, row.symbol), row)
 
-    feed = SimFeed(symbols, seed=seed, speed=1.0, on_truth=truth)
+    # the streams a live client subscribes to on Binance, nothing more: the
+    # simulator also serves aggTrade and 1 s diffs, which would reach the engines
+    # as second copies of the same trades and book changes
+    kinds = [stream.partition("@")[2] for stream in default_streams(symbols[0], "spot")]
+    feed = SimFeed(symbols, seed=seed, speed=1.0, on_truth=truth, streams=kinds)
     frame: RawFrame
     async for frame in feed.raw_frames():
         service.on_frame(frame)
