@@ -83,6 +83,7 @@ class SymbolStats:
 
     trades: int = 0
     duplicate_trades: int = 0
+    aggregate_trades_skipped: int = 0
     depth_events: int = 0
     book_rows: int = 0
     tickers: int = 0
@@ -119,6 +120,8 @@ class SymbolPipeline:
         self.last_ticker: BestBidAsk | None = None
         self._last_trade_id = -1
         self._last_trade_ts = -1
+        self._raw_trades = False  # a raw `trade` seen: aggregates are then skipped
+        self._aggregated_up_to = -1  # last raw trade id inside an accepted aggregate
         market = MARKET_BY_EXCHANGE.get(exchange, "spot")
         self.sync = BookSynchronizer(
             exchange,
@@ -199,6 +202,12 @@ class SymbolPipeline:
             stats.partial_books += 1
 
     def _on_trade(self, trade: Trade) -> None:
+        if trade.is_aggregate:
+            if self._raw_trades:
+                self._skip_aggregate(trade)
+                return
+        elif not self._raw_trades:
+            self._start_raw_trades()
         # Trade ids increase per symbol: a repeated id at an exchange time already
         # seen is a duplicate (e.g. the overlap of two connections in a roll-over).
         # An id that goes back while exchange time moves on is a restarted source.
@@ -207,10 +216,39 @@ class SymbolPipeline:
             return
         self._last_trade_id = trade.trade_id
         self._last_trade_ts = trade.ts_event
+        if trade.is_aggregate and trade.last_trade_id is not None:
+            self._aggregated_up_to = trade.last_trade_id
         self.stats.trades += 1
         self._emit(trade_row(trade))
         if self.features is not None:
             self.features.on_trade(trade)
+
+    def _start_raw_trades(self) -> None:
+        """The first raw trade: from now on raw trades are the record, aggregates are skipped.
+
+        Aggregate ids are another sequence, so the duplicate check restarts at
+        the last raw trade id the accepted aggregates covered (those raw trades
+        are already in the table).
+        """
+        self._raw_trades = True
+        if self.stats.trades:  # aggregates were kept until now
+            self._last_trade_id = self._aggregated_up_to  # -1 if they named no trade ids
+            log.info(
+                "%s %s: raw trades arrive beside aggregate trades; raw trades kept from id %d",
+                self.exchange,
+                self.symbol,
+                self._aggregated_up_to + 1,
+            )
+
+    def _skip_aggregate(self, trade: Trade) -> None:
+        self.stats.aggregate_trades_skipped += 1
+        if self.stats.aggregate_trades_skipped == 1:
+            log.info(
+                "%s %s: aggregate trades skipped: the raw trades of the same symbol are kept "
+                "(counted in aggregate_trades_skipped)",
+                self.exchange,
+                self.symbol,
+            )
 
     def _duplicate_trade(self, trade: Trade) -> None:
         self.stats.duplicate_trades += 1

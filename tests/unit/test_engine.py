@@ -78,3 +78,28 @@ def test_repeated_and_older_depth_updates_are_counted_logged_and_skipped(
 def test_only_the_first_rejections_and_then_every_thousandth_are_logged() -> None:
     logged = [n for n in range(1, 5_001) if should_log(n)]
     assert logged == [*range(1, 11), 1_000, 2_000, 3_000, 4_000, 5_000]
+
+
+def agg_trade(agg_id: int, first: int, last: int, ts: int) -> Trade:
+    return Trade("binance", "BTCUSDT", ts, ts, agg_id, 100.0, 1.0, "buy", True, first, last)
+
+
+def test_raw_trades_win_over_aggregates_of_the_same_symbol_without_double_counting() -> None:
+    pipe, rows = make()
+    pipe.on_event(agg_trade(500, 10, 12, 1_000))  # raw trades 10..12, before raw ones arrive
+    pipe.on_event(trade(11, 1_000))  # already inside the aggregate
+    pipe.on_event(trade(12, 1_000))  # likewise
+    pipe.on_event(trade(13, 2_000))
+    pipe.on_event(agg_trade(501, 13, 14, 2_500))  # raw trades are the record now
+    pipe.on_event(trade(14, 2_500))
+    kept = [(r.values["trade_id"], r.values["is_aggregate"]) for r in rows if r.table == "trades"]
+    assert kept == [(500, True), (13, False), (14, False)]
+    assert pipe.stats.duplicate_trades == 2 and pipe.stats.aggregate_trades_skipped == 1
+
+
+def test_an_aggregate_only_feed_is_kept_whole() -> None:
+    pipe, rows = make()
+    for i in range(5):
+        pipe.on_event(agg_trade(100 + i, 10 * i, 10 * i + 9, 1_000 * (i + 1)))
+    assert [r.values["trade_id"] for r in rows if r.table == "trades"] == [100, 101, 102, 103, 104]
+    assert pipe.stats.duplicate_trades == 0 and pipe.stats.aggregate_trades_skipped == 0
