@@ -6,8 +6,11 @@ while the page refreshes its live panels (every 1.5 s). Each sample also
 probes the tab (charts drawn, the first headline value, error text), so the
 summary shows whether the page kept refreshing. Prints one JSON line per
 sample and a summary JSON object as the last line (first/last/max RSS and the
-least-squares growth per hour of each process, distinct headline values,
-samples with error text).
+least-squares growth per hour of each process, over the whole run and over its
+second half; the same for the page's live JavaScript heap after a forced
+garbage collection and its DOM node count, which tell a leaking page from a
+browser that has not yet reclaimed memory; distinct headline values, samples
+with error text).
 
     .venv/bin/python benchmarks/soak.py --minutes 60 --every 30
 """
@@ -101,7 +104,10 @@ def main() -> None:
         wait_health(api, 120)
         eng = psutil.Process(engine.pid)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+            # gc() before each sample, and exact heap sizes: the page's live JS heap
+            # (a leak) is told apart from memory the browser merely has not reclaimed
+            args_ = [*CHROMIUM_ARGS, "--js-flags=--expose-gc", "--enable-precise-memory-info"]
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=args_)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://localhost:{args.dashboard_port}", timeout=120_000)
             start = time.monotonic()
@@ -133,14 +139,20 @@ def main() -> None:
             engine.kill()
     times = [s["t_s"] for s in samples]
     summary: dict[str, Any] = {"minutes": args.minutes, "samples": len(samples)}
-    for key in ("engine_mb", "dashboard_mb", "browser_mb"):
-        values = [s[key] for s in samples if s[key] is not None]
-        if values:
+    half = times[-1] / 2 if times else 0.0
+    for key in ("engine_mb", "dashboard_mb", "browser_mb", "js_heap_mb", "dom_nodes"):
+        pairs = [(s["t_s"], s[key]) for s in samples if isinstance(s.get(key), int | float)]
+        if pairs:
+            values = [v for _, v in pairs]
+            late = [(t, v) for t, v in pairs if t >= half]
             summary[key] = {
                 "first": values[0],
                 "last": values[-1],
                 "max": max(values),
-                "growth_mb_per_hour": slope_per_hour(times[: len(values)], values),
+                "growth_per_hour": slope_per_hour([t for t, _ in pairs], values),
+                "growth_per_hour_second_half": slope_per_hour(
+                    [t for t, _ in late], [v for _, v in late]
+                ),
             }
     summary["distinct_first_values"] = len({s.get("first_value") for s in samples})
     summary["samples_with_error_text"] = sum(1 for s in samples if s.get("error_text") is True)
@@ -152,12 +164,18 @@ def page_probe(page: Any) -> dict[str, Any]:
     try:
         return dict(
             page.evaluate(
-                """() => ({
+                """() => {
+                    if (window.gc) { window.gc(); }
+                    const heap = performance.memory ? performance.memory.usedJSHeapSize : null;
+                    return {
+                    js_heap_mb: heap === null ? null : Math.round(heap / 1048576 * 10) / 10,
+                    dom_nodes: document.getElementsByTagName('*').length,
                     charts: document.querySelectorAll('.js-plotly-plot').length,
                     first_value: (document.querySelector("[data-testid='stMetricValue']")
                                   || {innerText: null}).innerText,
                     error_text: /Traceback|Exception/.test(document.body.innerText),
-                })"""
+                    };
+                }"""
             )
         )
     except Exception as exc:  # a busy tab must not end the soak
