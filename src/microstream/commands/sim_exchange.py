@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument(
+        "--wait-for-client",
+        action="store_true",
+        help="start the market when the first client subscribes (it then sees it from the start)",
+    )
+    parser.add_argument(
         "--start-ms",
         type=int,
         default=None,
@@ -163,7 +168,7 @@ async def _serve(args: argparse.Namespace) -> None:
         pong_timeout_s=args.pong_timeout,
         max_lifetime_s=args.max_lifetime,
         weight_limit=args.weight_limit,
-        wait_for_client=False,
+        wait_for_client=args.wait_for_client,
     )
     if args.rest_errors > 0:
         exchange.rest_errors(args.rest_errors, args.rest_error_status, 1.0)
