@@ -1,10 +1,13 @@
-"""Shared fixtures: the recorded exchange data beside the repository."""
+"""Shared fixtures: the recorded exchange data beside the repository, a Kafka broker."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kafka_broker import TansuBroker, TcpProxy, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -51,3 +54,31 @@ def coinm_capture() -> list[Path]:
         require_shared("binance/cm/btcusd_perp_20240808.gz"),
         require_shared("binance/cm/btcusd_perp_20240809.gz"),
     ]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A tansu Kafka-protocol broker (in memory) for the tests of one module."""
+    server = TansuBroker(tmp_path_factory.mktemp("tansu") / "broker.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[TansuBroker, TcpProxy]]:
+    """A tansu broker that clients reach through a TCP proxy (to play outages)."""
+    broker_port = free_port()
+    proxy = TcpProxy(broker_port)
+    proxy.start()
+    server = TansuBroker(
+        tmp_path_factory.mktemp("tansu") / "broker.log",
+        port=broker_port,
+        advertised_port=proxy.port,
+    )
+    server.start()
+    yield server, proxy
+    server.stop()
+    proxy.stop()

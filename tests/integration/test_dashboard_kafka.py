@@ -32,14 +32,6 @@ NAME = "engines.test"
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[TansuBroker]:
-    broker = TansuBroker(tmp_path / "broker.log")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
 def resolver() -> Iterator[None]:
     engines.set_resolver(lambda host, port: ["127.0.0.1", "127.0.0.2"] if host == NAME else [])
     yield

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +18,10 @@ from microstream.services.sources import live
 from microstream.sim.capture_feed import CaptureFeed
 from microstream.sim.exchange import LoopbackExchange
 from microstream.venues.binance.live import LiveFeedConfig
+from waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 EX = "binance-futures"
-
-
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_live_ingest_syncs_over_rest_and_answers_snapshot_requests(

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from microstream.capture import read_captures
 from microstream.venues.binance.parse import FrameDecoder
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    server = TansuBroker(tmp_path_factory.mktemp("tansu") / "broker.log")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_ingest_records_every_frame_it_publishes(broker: TansuBroker, tmp_path: Path) -> None:

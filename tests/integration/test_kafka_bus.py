@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,6 @@ from microstream.events import DepthUpdate, Trade
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 EX = "binance-futures"
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    server = TansuBroker(tmp_path_factory.mktemp("tansu") / "broker.log")
-    server.start()
-    yield server
-    server.stop()
 
 
 def settings(broker: TansuBroker, **overrides: Any) -> KafkaSettings:

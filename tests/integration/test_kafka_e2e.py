@@ -18,7 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,25 +44,6 @@ from microstream.venues.binance.parse import FrameDecoder
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 EX = "binance-futures"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-@pytest.fixture(scope="module")
-def proxied_broker(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[TansuBroker, TcpProxy]]:
-    """A tansu broker that clients reach through a TCP proxy (to play outages)."""
-    broker_port = free_port()
-    proxy = TcpProxy(broker_port)
-    proxy.start()
-    broker = TansuBroker(
-        tmp_path_factory.mktemp("tansu") / "broker.log",
-        port=broker_port,
-        advertised_port=proxy.port,
-    )
-    broker.start()
-    yield broker, proxy
-    broker.stop()
-    proxy.stop()
 
 
 def usdm_2024(*symbols: str) -> list[Path]:

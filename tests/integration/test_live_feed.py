@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from microstream.frames import RawFrame
 from microstream.sim.capture_feed import CaptureFeed
 from microstream.sim.exchange import LoopbackExchange
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
+from waiting import until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,15 +64,6 @@ class Collector:
 
 def _key(data: dict[str, Any]) -> int:
     return int(data["t"]) if "t" in data else int(data["u"])
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` holds (fails the test after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ fresh snapshot, and end equal to the loopback exchange's own book.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,20 +20,13 @@ from microstream.run import LiveRun, Reconnected
 from microstream.sim.capture_feed import CaptureFeed
 from microstream.sim.exchange import LoopbackExchange
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
+from waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
 CONFIG = LiveFeedConfig(
     ping_interval_s=0.5, backoff_base_s=0.05, backoff_cap_s=0.2, snapshot_limit=5000
 )
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_dropped_connection_reconnects_resyncs_and_book_equals_exchange(

@@ -7,9 +7,7 @@ exchange's own book (CaptureFeed's reconstruction).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from microstream.sim.capture_feed import CaptureFeed, ExchangeBook, MultiCapture
 from microstream.sim.exchange import LoopbackExchange
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
 from microstream.venues.binance.parse import FrameDecoder, exchange_of
+from waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,14 +58,6 @@ class Pipeline:
 
     def state_names(self) -> list[str]:
         return [s.state for s in self.states]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def book_levels(book: ExchangeBook, depth: int) -> tuple[list[tuple[float, float]], ...]:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,6 @@ import polars as pl
 import pytest
 
 from kafka_broker import TansuBroker, free_port
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    broker = TansuBroker(tmp_path_factory.mktemp("tansu") / "broker.log")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def health(port: int) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ import asyncio
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -21,19 +20,11 @@ from microstream.sim.regimes import REGIMES
 from microstream.sim.sim_feed import SimFeed
 from microstream.venues.binance.live import BinanceLiveFeed, LiveFeedConfig
 from microstream.venues.binance.parse import parse_frame
+from waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
 FAST = LiveFeedConfig(ping_interval_s=0.3, watchdog_s=3.0, backoff_base_s=0.05, backoff_cap_s=0.2)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Wait until ``condition()`` holds (fails the test after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_live_client_syncs_and_resyncs_after_a_skipped_depth_event() -> None:
@@ -93,31 +84,12 @@ async def test_rest_answers_come_from_the_simulator() -> None:
 
 async def test_sim_exchange_command_serves_and_stops(tmp_path: Path) -> None:
     truth = tmp_path / "truth.csv"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "microstream.cli",
-        "sim-exchange",
-        "--port",
-        "0",
-        "--speed",
-        "5",
-        "--duration",
-        "8",
-        "--seed",
-        "5",
-        "--skip-depth-every",
-        "1",
-        "--symbols",
-        "BTCUSDT",
-        "--truth-out",
-        str(truth),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
+    proc, banner = await _start_sim_exchange(
+        "--speed", "5", "--duration", "8", "--seed", "5", "--skip-depth-every", "1",
+        "--symbols", "BTCUSDT", "--truth-out", str(truth),
+    )  # fmt: skip
     try:
-        await _talk_to(proc.stdout)
+        await _talk_to(banner)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:
         if proc.returncode is None:
@@ -129,13 +101,8 @@ async def test_sim_exchange_command_serves_and_stops(tmp_path: Path) -> None:
     assert int(ts) % 1_000_000_000 == 0 and symbol == "BTCUSDT" and regime in REGIMES
 
 
-async def _talk_to(stdout: asyncio.StreamReader) -> None:
-    """Read the banner, take one trade over the websocket, check the drill ran."""
-    banner = ""
-    while "BINANCE_WS_URL" not in banner:
-        line = await asyncio.wait_for(stdout.readline(), 30)
-        assert line, "sim-exchange exited before printing its URLs"
-        banner += line.decode()
+async def _talk_to(banner: str) -> None:
+    """Take one trade over the websocket, check the drill ran."""
     assert "SIMULATED DATA" in banner
     match = re.search(r"BINANCE_WS_URL=(\S+) BINANCE_REST_URL=(\S+)", banner)
     assert match is not None
@@ -152,7 +119,7 @@ async def _talk_to(stdout: asyncio.StreamReader) -> None:
 
 
 async def _start_sim_exchange(*args: str) -> tuple[asyncio.subprocess.Process, str]:
-    """Start ``microstream sim-exchange ARGS`` on a free port; its websocket URL."""
+    """Start ``microstream sim-exchange ARGS`` on a free port; the banner it printed."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -170,9 +137,13 @@ async def _start_sim_exchange(*args: str) -> tuple[asyncio.subprocess.Process, s
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert line, "sim-exchange exited before printing its URLs"
         banner += line.decode()
+    return proc, banner
+
+
+def _ws_url(banner: str) -> str:
     match = re.search(r"BINANCE_WS_URL=(\S+)", banner)
     assert match is not None
-    return proc, match.group(1)
+    return match.group(1)
 
 
 async def _first_trade_frames(ws_url: str, count: int) -> list[bytes]:
@@ -195,8 +166,8 @@ async def test_same_seed_and_start_give_byte_identical_frames_from_the_command()
     procs = []
     try:
         for seed in ("11", "11", "12"):
-            proc, url = await _start_sim_exchange("--seed", seed, "--start-ms", start, *common)
-            procs.append((proc, url))
+            proc, banner = await _start_sim_exchange("--seed", seed, "--start-ms", start, *common)
+            procs.append((proc, _ws_url(banner)))
         got_a, got_b, got_c = await asyncio.gather(
             *(_first_trade_frames(url, 100) for _, url in procs)
         )
