@@ -31,12 +31,18 @@ def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> None:
         load_dotenv(path, override=False)
 
 
-def _env_str(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
+    """The variable ``name``, or ``default`` when it is unset or empty."""
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
+    """The variable ``name`` as a float (``default`` when unset or empty).
+
+    Raises:
+        ConfigError: the value is not a number.
+    """
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -46,7 +52,12 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number") from exc
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """The variable ``name`` as an int (``default`` when unset or empty).
+
+    Raises:
+        ConfigError: the value is not an integer.
+    """
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -103,26 +114,26 @@ class Settings:
         """Read the settings from the environment (after loading ``.env``)."""
         load_dotenv_file()
         settings = cls(
-            kafka_bootstrap_servers=_env_str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
-            kafka_raw_bars_topic=_env_str("KAFKA_RAW_BARS_TOPIC", "market_raw_bars"),
-            kafka_regime_signals_topic=_env_str(
+            kafka_bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+            kafka_raw_bars_topic=env_str("KAFKA_RAW_BARS_TOPIC", "market_raw_bars"),
+            kafka_regime_signals_topic=env_str(
                 "KAFKA_REGIME_SIGNALS_TOPIC", "market_regime_signals"
             ),
             binance_ws_url=os.environ.get("BINANCE_WS_URL") or None,
             binance_rest_url=os.environ.get("BINANCE_REST_URL") or None,
-            symbol=_env_str("SYMBOL", "BTCUSDT"),
-            isolation_forest_contamination=_env_float("ISOLATION_FOREST_CONTAMINATION", 0.05),
-            hmm_n_components=_env_int("HMM_N_COMPONENTS", 3),
-            feature_window_size=_env_int("FEATURE_WINDOW_SIZE", 20),
-            data_dir=Path(_env_str("MICROSTREAM_DATA_DIR", "data")),
-            grid_ms=_env_int("MICROSTREAM_GRID_MS", 1000),
-            flush_rows=_env_int("MICROSTREAM_FLUSH_ROWS", 50_000),
-            flush_seconds=_env_float("MICROSTREAM_FLUSH_SECONDS", 5.0),
-            api_host=_env_str("MICROSTREAM_API_HOST", "127.0.0.1"),
-            api_port=_env_int("MICROSTREAM_API_PORT", 8765),
-            dashboard_port=_env_int("MICROSTREAM_DASHBOARD_PORT", 8501),
-            horizon_s=_env_int("MICROSTREAM_HORIZON_S", 10),
-            threshold_bps=_env_float("MICROSTREAM_THRESHOLD_BPS", 1.0),
+            symbol=env_str("SYMBOL", "BTCUSDT"),
+            isolation_forest_contamination=env_float("ISOLATION_FOREST_CONTAMINATION", 0.05),
+            hmm_n_components=env_int("HMM_N_COMPONENTS", 3),
+            feature_window_size=env_int("FEATURE_WINDOW_SIZE", 20),
+            data_dir=Path(env_str("MICROSTREAM_DATA_DIR", "data")),
+            grid_ms=env_int("MICROSTREAM_GRID_MS", 1000),
+            flush_rows=env_int("MICROSTREAM_FLUSH_ROWS", 50_000),
+            flush_seconds=env_float("MICROSTREAM_FLUSH_SECONDS", 5.0),
+            api_host=env_str("MICROSTREAM_API_HOST", "127.0.0.1"),
+            api_port=env_int("MICROSTREAM_API_PORT", 8765),
+            dashboard_port=env_int("MICROSTREAM_DASHBOARD_PORT", 8501),
+            horizon_s=env_int("MICROSTREAM_HORIZON_S", 10),
+            threshold_bps=env_float("MICROSTREAM_THRESHOLD_BPS", 1.0),
         )
         settings.validate()
         return settings

@@ -19,7 +19,7 @@ from conftest import REPO_ROOT
 from microstream.cli import build_parser
 
 ENV_NAME = re.compile(
-    r"\"((?:MICROSTREAM|KAFKA|BINANCE)_[A-Z0-9_]+)\"|_env_[a-z]+\(\s*\"([A-Z][A-Z0-9_]+)\""
+    r"\"((?:MICROSTREAM|KAFKA|BINANCE)_[A-Z0-9_]+)\"|env_[a-z]+\(\s*\"([A-Z][A-Z0-9_]+)\""
 )
 INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::-([^}]*))?\}")
 

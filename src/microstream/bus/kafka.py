@@ -32,6 +32,7 @@ from microstream.bus.codec import Codec, Decoded
 from microstream.bus.dedup import EventDedup
 from microstream.bus.protocol import Handler
 from microstream.bus.topics import TopicMap, partition_for
+from microstream.config import env_float, env_int
 from microstream.errors import BusError, CodecError
 
 log = logging.getLogger(__name__)
@@ -103,37 +104,16 @@ class KafkaSettings:
         values: dict[str, Any] = {
             "bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092",
             "topics": topics,
-            "partitions": _env_int("MICROSTREAM_KAFKA_PARTITIONS", 6),
+            "partitions": env_int("MICROSTREAM_KAFKA_PARTITIONS", 6),
             "group_id": os.environ.get("MICROSTREAM_KAFKA_GROUP") or "microstream-engine",
-            "connect_retries": _env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
-            "session_timeout_ms": _env_int("MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10_000),
-            "down_after_s": _env_float("MICROSTREAM_KAFKA_DOWN_AFTER_S", 30.0),
+            "connect_retries": env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
+            "session_timeout_ms": env_int("MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10_000),
+            "down_after_s": env_float("MICROSTREAM_KAFKA_DOWN_AFTER_S", 30.0),
         }
+        if not values["down_after_s"] > 0:
+            raise BusError("MICROSTREAM_KAFKA_DOWN_AFTER_S must be a positive number of seconds")
         values.update(overrides)
         return cls(**values)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise BusError(f"{name}={raw!r} is not an integer") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise BusError(f"{name}={raw!r} is not a number") from exc
-    if not value > 0:
-        raise BusError(f"{name}={raw!r} must be a positive number of seconds")
-    return value
 
 
 @dataclass
