@@ -8,6 +8,6 @@ Keys are ``"<exchange>:<SYMBOL>"`` so one symbol's messages stay in order.
 from __future__ import annotations
 
 from microstream.bus.memory import MemoryBus
-from microstream.bus.protocol import Bus, Handler, Row, Topics, symbol_key
+from microstream.bus.protocol import Bus, Handler, Row, RowBatch, Topics, symbol_key
 
-__all__ = ["Bus", "Handler", "MemoryBus", "Row", "Topics", "symbol_key"]
+__all__ = ["Bus", "Handler", "MemoryBus", "Row", "RowBatch", "Topics", "symbol_key"]

@@ -21,6 +21,32 @@ class Row(msgspec.Struct, frozen=True, gc=False):
     values: dict[str, Any]
 
 
+class RowBatch(msgspec.Struct, frozen=True, gc=False):
+    """Consecutive rows of one lake table and symbol, column by column.
+
+    The in-process pipeline builds its high-rate tables (``trades``,
+    ``book_top``) as columns and publishes them in batches on ``Topics.ROWS``;
+    each row of ``columns`` is exactly the :class:`Row` it replaces, in order.
+    ``columns`` is a ``pyarrow.RecordBatch`` whose column names are the
+    table's (a value that does not exist is null).
+    """
+
+    table: str
+    exchange: str
+    symbol: str
+    columns: Any
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the batch."""
+        return int(self.columns.num_rows)
+
+    def rows(self) -> list[Row]:
+        """The batch as :class:`Row` objects, in order (for per-row consumers)."""
+        table, exchange, symbol = self.table, self.exchange, self.symbol
+        return [Row(table, exchange, symbol, values) for values in self.columns.to_pylist()]
+
+
 def symbol_key(exchange: str, symbol: str) -> str:
     """The partitioning key of a symbol's messages."""
     return f"{exchange}:{symbol}"
