@@ -2,7 +2,8 @@
 
 :class:`LiveStateStore` subscribes to :data:`Topics.ROWS` and keeps, per
 ``(exchange, symbol)``, a ring buffer (``deque(maxlen=...)``) of the most recent
-rows of each dashboard table. It also holds "live" values the engine pushes with
+rows of each dashboard table (a :class:`~microstream.bus.protocol.RowBatch` is
+stored as the rows it carries). It also holds "live" values the engine pushes with
 :meth:`LiveStateStore.set_live` (the full depth ladder, the forming bar, the
 scorecard, model info, warm-up progress) and a health provider callable.
 
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from microstream.bus.protocol import Bus, Row, Topics
+from microstream.bus.protocol import Bus, Row, RowBatch, Topics
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +222,65 @@ class LiveStateStore:
         bus.subscribe(Topics.ROWS, self.on_message)
 
     def on_message(self, key: str, message: Any) -> None:
-        """Bus handler: store ``message`` if it is a :class:`Row` of a live table."""
-        if not isinstance(message, Row):
+        """Bus handler: store a :class:`Row` or the rows of a :class:`RowBatch` of a live table."""
+        if isinstance(message, Row):
+            self.add_row(message)
+        elif isinstance(message, RowBatch):
+            self.add_batch(message)
+        else:
             with self._lock:
                 self.rows_rejected += 1
             log.debug("live state: ignored a %s on %s", type(message).__name__, key)
+
+    def add_batch(self, batch: RowBatch) -> None:
+        """Store the rows of ``batch`` exactly as :meth:`add_row` stores each of them.
+
+        Only the rows the ring buffer keeps are converted to dicts, unless
+        the heatmap samples them (``book_top`` without a pushed ladder).
+        """
+        if batch.table not in self.config.maxlen:
+            with self._lock:
+                self.rows_ignored += batch.num_rows
             return
-        self.add_row(message)
+        columns = batch.columns
+        try:
+            total = int(columns.num_rows)
+            if not self._samples_heatmap(batch):  # only the newest rows survive
+                columns = columns.slice(max(0, total - self.config.maxlen[batch.table]))
+            rows: list[dict[str, Any]] = columns.to_pylist()
+        except (AttributeError, TypeError, ValueError):
+            with self._lock:
+                self.rows_rejected += 1
+            log.warning("live state: %s batch without Arrow columns skipped", batch.table)
+            return
+        if total:
+            self._store_rows(batch, rows, total)
+
+    def _samples_heatmap(self, batch: RowBatch) -> bool:
+        """Whether a row of ``batch`` may be sampled into the heatmap.
+
+        Once a symbol has a pushed ladder it never samples rows again, so a
+        False answer stays true while the batch is stored.
+        """
+        if batch.table != "book_top":
+            return False
+        with self._lock:
+            state = self._symbols.get((batch.exchange, batch.symbol))
+            return state is None or not state.has_full_depth
+
+    def _store_rows(self, batch: RowBatch, rows: list[dict[str, Any]], total: int) -> None:
+        """Append the last rows of a batch of ``total`` rows (``rows``: at least the kept ones)."""
+        with self._lock:
+            state = self._state(batch.exchange, batch.symbol)
+            buffer = state.tables[batch.table]
+            sample = batch.table == "book_top" and not state.has_full_depth
+            for values in rows:
+                buffer.append(values)
+                if sample:
+                    self._sample_heatmap(state, _book_top_ladder(values))
+            state.rows_total += total
+            self.rows_by_table[batch.table] = self.rows_by_table.get(batch.table, 0) + total
+            self._last_row_wall_ns = time.time_ns()
 
     def add_row(self, row: Row) -> None:
         """Append ``row`` to its symbol's ring buffer (unknown tables are counted)."""

@@ -13,6 +13,11 @@ as ``simulated=False``, and a decoder that predates it ignores it, so the
 schema version stays 1). Ingest of the market simulator sets it on every
 message; engines mark the symbol's outputs simulated when they see it.
 
+A :class:`~microstream.bus.protocol.RowBatch` (the in-process pipeline's
+column batches) is not a wire message: publishers send its rows
+(``RowBatch.rows()``), one message each, and :func:`kind_of` refuses it
+with a :class:`~microstream.errors.CodecError` that says so.
+
 A message of an unknown schema version or kind, or corrupt bytes, raises
 :class:`~microstream.errors.CodecError` and is counted in
 :attr:`Codec.rejected`: the consumer logs and skips it, it never crashes.
@@ -26,7 +31,7 @@ from typing import Any, Final
 
 import msgspec
 
-from microstream.bus.protocol import Row
+from microstream.bus.protocol import Row, RowBatch
 from microstream.errors import CodecError
 from microstream.events import (
     BestBidAsk,
@@ -115,6 +120,11 @@ def kind_of(message: Any) -> str:
     try:
         return _KIND_OF[type(message)]
     except KeyError:
+        if isinstance(message, RowBatch):
+            raise CodecError(
+                f"a RowBatch ({message.table}, {message.num_rows} rows) is not sent on the "
+                "bus as one message: publish its rows (RowBatch.rows()), one message each"
+            ) from None
         raise CodecError(f"type {type(message).__name__} cannot be sent on the bus") from None
 
 

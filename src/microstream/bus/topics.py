@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from microstream.bus.protocol import Row, Topics
+from microstream.bus.protocol import Row, RowBatch, Topics
 
 MARKET_DATA_TOPICS: Final = (Topics.TRADES, Topics.DEPTH, Topics.SNAPSHOTS, Topics.TICKERS)
 ROW_TABLES: Final = (
@@ -69,8 +69,8 @@ class TopicMap:
         return f"{self.prefix}.out.other"
 
     def for_message(self, topic: str, message: Any) -> str:
-        """The Kafka topic one published message goes to."""
-        if topic == Topics.ROWS and isinstance(message, Row):
+        """The Kafka topic one published message goes to (a batch: its table's)."""
+        if topic == Topics.ROWS and isinstance(message, Row | RowBatch):
             return self.for_table(message.table)
         return self.for_logical(topic)
 

@@ -42,7 +42,7 @@ from microstream.bus.codec import SnapshotRequest
 from microstream.bus.dedup import EventDedup
 from microstream.bus.kafka import KafkaBus, KafkaSettings, PartitionList, read_tail
 from microstream.bus.memory import MemoryBus
-from microstream.bus.protocol import Handler, Row, Topics, symbol_key
+from microstream.bus.protocol import Handler, Row, RowBatch, Topics, symbol_key
 from microstream.engine import MARKET_TOPICS, Engine, PipelineOptions, SymbolPipeline
 from microstream.services.status import engine_status
 
@@ -95,7 +95,9 @@ class _TeeBus:
     """Market topics come from Kafka; rows go to Kafka and to local subscribers.
 
     ``every_row`` handlers (the lake) see every row the pipelines emit; Kafka
-    and the other local subscribers only the rows not published before.
+    and the other local subscribers only the rows not published before. A
+    :class:`RowBatch` is published as its rows, one by one (Kafka carries
+    rows, and each row is checked for duplicates).
     """
 
     def __init__(self, kafka: KafkaBus, accept_row: Callable[[Row], bool]) -> None:
@@ -105,6 +107,10 @@ class _TeeBus:
         self._accept_row = accept_row
 
     def publish(self, topic: str, key: str, message: Any) -> None:
+        if topic == Topics.ROWS and isinstance(message, RowBatch):
+            for row in message.rows():
+                self.publish(topic, key, row)
+            return
         if topic == Topics.ROWS:
             for handler in self.every_row:
                 handler(key, message)

@@ -1,5 +1,10 @@
 """The lake writer: buffers rows per partition and writes atomic Parquet files.
 
+Rows arrive one by one (:class:`~microstream.bus.protocol.Row`, :meth:`LakeWriter.add`)
+or column by column (:class:`~microstream.bus.protocol.RowBatch`,
+:meth:`LakeWriter.add_batch`); both land in the same partition buffers, in
+arrival order, and in the same files.
+
 :class:`LakeWriter` is not thread-safe: one thread owns it (the
 :class:`~microstream.store.sink.LakeSink` background thread in the engine).
 """
@@ -15,13 +20,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from microstream.bus.protocol import Row
+from microstream.bus.protocol import Row, RowBatch
 from microstream.errors import StoreError
-from microstream.store.arrow import rows_to_table
+from microstream.store.arrow import CONVERSION_ERRORS, rows_to_table
+from microstream.store.batches import concat_parts, conform_batch, is_integer_column
 from microstream.store.files import (
     NS_PER_DAY,
     date_of_day,
@@ -65,35 +73,68 @@ class WriterStats:
     errors: int
 
 
-class _Buffer:
-    """Rows of one partition, in arrival order, and their undeclared columns."""
+Part: TypeAlias = "list[dict[str, Any]] | pa.RecordBatch"
+"""A run of consecutive dict rows, or one record batch, of a partition buffer."""
 
-    __slots__ = ("created", "extras", "first_ts", "known", "rows", "spec")
+
+class _Buffer:
+    """Rows of one partition, in arrival order, and their undeclared columns.
+
+    Dict rows are appended to ``rows`` (the hot path stays one list append);
+    a record batch closes that run: ``parts`` holds the closed runs and the
+    batches in arrival order, ``sealed`` their row count.
+    """
+
+    __slots__ = ("created", "extras", "first_ts", "known", "parts", "rows", "sealed", "spec")
 
     def __init__(self, spec: TableSpec, created: float, first_ts: int) -> None:
         self.spec = spec
         self.rows: list[dict[str, Any]] = []
+        self.parts: list[Part] = []
+        self.sealed = 0
         self.extras: dict[str, None] = {}
         self.known = frozenset(spec.columns).union(PARTITION_KEYS)
         self.created = created
         self.first_ts = first_ts
 
+    @property
+    def size(self) -> int:
+        """Rows buffered (dict rows and batch rows)."""
+        return self.sealed + len(self.rows)
+
+    def segments(self) -> list[Part]:
+        """Every part in arrival order (the open run of dict rows last)."""
+        return [*self.parts, self.rows] if self.rows else list(self.parts)
+
+    def append_batch(self, batch: pa.RecordBatch) -> None:
+        if self.rows:
+            self.parts.append(self.rows)
+            self.sealed += len(self.rows)
+            self.rows = []
+        self.parts.append(batch)
+        self.sealed += batch.num_rows
+        self._note_extras(batch.schema.names)
+
+    def _note_extras(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.known and name not in self.extras:
+                log.info("lake table %s: undeclared column %r kept", self.spec.name, name)
+                self.extras[name] = None
+
     def append(self, values: dict[str, Any]) -> None:
         self.rows.append(values)
         if not self.known.issuperset(values):
-            for name in values:
-                if name not in self.known and name not in self.extras:
-                    log.info("lake table %s: undeclared column %r kept", self.spec.name, name)
-                    self.extras[name] = None
+            self._note_extras(list(values))
 
 
 class LakeWriter:
-    """Writes :class:`~microstream.bus.protocol.Row` objects into the lake.
+    """Writes :class:`~microstream.bus.protocol.Row` and ``RowBatch`` objects into the lake.
 
     Rows are buffered per ``(table, exchange, symbol, UTC date)``. A buffer is
     written as one file when it holds ``flush_rows`` rows, or when it is older
-    than ``flush_seconds`` (checked on every :meth:`add` and by
-    :meth:`flush_due`). :meth:`close` writes everything left.
+    than ``flush_seconds`` (checked on every :meth:`add`, :meth:`add_batch`
+    and by :meth:`flush_due`). :meth:`close` writes everything left. A batch
+    is never cut to ``flush_rows``: a buffer may exceed it by one batch.
 
     Args:
         root: lake directory.
@@ -133,6 +174,7 @@ class LakeWriter:
         self._rows_lost = 0
         self._errors = 0
         self._warned: set[str] = set()
+        self._warned_cast: set[str] = set()
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
 
@@ -171,8 +213,45 @@ class LakeWriter:
             self._oldest = min(self._oldest, now)
         buffer.append(row.values)
         self._buffered += 1
-        if len(buffer.rows) >= self.flush_rows:
+        if len(buffer.rows) + buffer.sealed >= self.flush_rows:
             self._flush_keys([key])
+        if now - self._oldest >= self.flush_seconds:
+            self.flush_due(now)
+
+    def add_batch(self, batch: RowBatch) -> None:
+        """Buffer a batch of rows (column by column); may write files.
+
+        Each row lands where :meth:`add` would put the same :class:`Row`, and
+        files hold rows and batches in arrival order. Rows whose time column
+        is null (or a batch whose time column is missing or not integer) are
+        counted in ``rows_rejected`` and skipped, logged once per table; a
+        batch whose columns cannot be cast safely to the declared types is
+        skipped whole (counted, logged). No Python work per row, except to
+        split a batch that spans UTC midnight.
+
+        Raises:
+            StoreError: the writer is closed, or a flush triggered by this batch failed.
+        """
+        if self._closed:
+            raise StoreError(f"lake writer for {self.root} is closed")
+        columns = batch.columns
+        if isinstance(columns, pa.Table):
+            for part in columns.to_batches():
+                self.add_batch(RowBatch(batch.table, batch.exchange, batch.symbol, part))
+            return
+        if not isinstance(columns, pa.RecordBatch):
+            self._reject_rows(batch.table, 1, f"columns are a {type(columns).__name__}")
+            return
+        if columns.num_rows == 0:
+            return
+        conformed = self._conform(batch.table, columns)
+        if conformed is None:
+            return
+        spec, kept = conformed
+        now = self._clock()
+        full = self._buffer_days(spec, batch, kept, now)
+        if full:
+            self._flush_keys(full)
         if now - self._oldest >= self.flush_seconds:
             self.flush_due(now)
 
@@ -248,17 +327,69 @@ class LakeWriter:
             self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lake-write")
         return self._executor
 
+    def _conform(
+        self, table: str, columns: pa.RecordBatch
+    ) -> tuple[TableSpec, pa.RecordBatch] | None:
+        """The batch's spec and its rows with a time, cast to the declared types.
+
+        None (every row counted as rejected) when the batch cannot be kept.
+        """
+        spec = self._batch_spec(table, columns.schema)
+        if spec is None or not is_integer_column(columns.schema, spec.time_column):
+            self._reject_rows(table, columns.num_rows, "no integer time column")
+            return None
+        try:
+            kept = conform_batch(columns, spec.schema, PARTITION_KEYS)
+        except CONVERSION_ERRORS as exc:
+            self._reject_cast(table, columns.num_rows, exc)
+            return None
+        times = kept.column(spec.time_column)
+        if times.null_count:
+            self._reject_rows(table, times.null_count, "no integer time column")
+            kept = kept.filter(pc.is_valid(times))
+        return (spec, kept) if kept.num_rows else None
+
+    def _buffer_days(
+        self, spec: TableSpec, batch: RowBatch, kept: pa.RecordBatch, now: float
+    ) -> list[PartitionKey]:
+        """Buffer ``kept`` in its day partitions (split at UTC midnight, order kept).
+
+        Returns the keys of the buffers that reached ``flush_rows``.
+        """
+        times = kept.column(spec.time_column).to_numpy()
+        first_day = int(times.min()) // NS_PER_DAY
+        if first_day == int(times.max()) // NS_PER_DAY:
+            pieces = [(first_day, kept, int(times[0]))]
+        else:
+            days = times // NS_PER_DAY
+            pieces = []
+            for day in np.unique(days).tolist():
+                mask = days == day
+                pieces.append((day, kept.filter(pa.array(mask)), int(times[mask][0])))
+        full: list[PartitionKey] = []
+        for day, piece, first_ts in pieces:
+            key = (batch.table, batch.exchange, batch.symbol, day)
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                buffer = self._buffers[key] = _Buffer(spec, now, first_ts)
+                self._oldest = min(self._oldest, now)
+            buffer.append_batch(piece)
+            self._buffered += piece.num_rows
+            if buffer.size >= self.flush_rows:
+                full.append(key)
+        return full
+
     def _prepare(self, key: PartitionKey) -> tuple[str, Path, pa.Table] | None:
         """Take a partition's buffer out and convert it; None if no row survived."""
         buffer = self._buffers.pop(key)
-        self._buffered -= len(buffer.rows)
+        self._buffered -= buffer.size
         self._oldest = min((b.created for b in self._buffers.values()), default=float("inf"))
         name, exchange, symbol, day = key
         try:
             table = self._to_arrow(buffer)
         except Exception as exc:  # a value Arrow cannot hold at all
             self._errors += 1
-            self._rows_lost += len(buffer.rows)
+            self._rows_lost += buffer.size
             raise StoreError(f"lake table {name}: rows cannot be converted: {exc!r}") from exc
         if table.num_rows == 0:
             return None
@@ -285,17 +416,65 @@ class LakeWriter:
             spec = register_table(row.table, time_column, [(time_column, pa.int64())])
         return spec
 
+    def _batch_spec(self, table: str, schema: pa.Schema) -> TableSpec | None:
+        spec = get_table(table)
+        if spec is None:
+            time_column = next(
+                (c for c in ("ts", "ts_event", "ts_recv") if is_integer_column(schema, c)), None
+            )
+            if time_column is None:
+                return None
+            log.warning("lake: undeclared table %r, columns inferred from its rows", table)
+            spec = register_table(table, time_column, [(time_column, pa.int64())])
+        return spec
+
     def _reject(self, row: Row, reason: str) -> None:
         self._rows_rejected += 1
         if row.table not in self._warned:
             self._warned.add(row.table)
             log.warning("lake: row of %r skipped (%s); further ones counted", row.table, reason)
 
+    def _reject_rows(self, table: str, rows: int, reason: str) -> None:
+        self._rows_rejected += rows
+        if table not in self._warned:
+            self._warned.add(table)
+            log.warning(
+                "lake: %d rows of %r skipped (%s); further ones counted", rows, table, reason
+            )
+
+    def _reject_cast(self, table: str, rows: int, exc: Exception) -> None:
+        self._rows_rejected += rows
+        if table not in self._warned_cast:
+            self._warned_cast.add(table)
+            log.warning(
+                "lake: batch of %d rows of %r skipped (%s); further ones counted",
+                rows,
+                table,
+                exc,
+            )
+
     def _to_arrow(self, buffer: _Buffer) -> pa.Table:
-        """The buffer as an Arrow table; rows with values of the wrong type are dropped."""
+        """The buffer as an Arrow table; rows with values of the wrong type are dropped.
+
+        Runs of dict rows are converted by :func:`rows_to_table`, batches
+        conformed to the declared schema, and the parts joined in arrival order.
+        """
         spec = get_table(buffer.spec.name) or buffer.spec
         extras = [name for name in buffer.extras if name not in spec.schema.names]
-        table, dropped, reason = rows_to_table(buffer.rows, spec.schema, extras)
+        if not buffer.parts:
+            return self._rows_to_arrow(buffer.rows, spec, extras)
+        parts = [
+            self._rows_to_arrow(part, spec, extras)
+            if isinstance(part, list)
+            else pa.Table.from_batches([conform_batch(part, spec.schema, PARTITION_KEYS)])
+            for part in buffer.segments()
+        ]
+        return concat_parts(parts, spec.schema, extras)
+
+    def _rows_to_arrow(
+        self, rows: list[dict[str, Any]], spec: TableSpec, extras: list[str]
+    ) -> pa.Table:
+        table, dropped, reason = rows_to_table(rows, spec.schema, extras)
         if dropped:
             self._rows_rejected += dropped
             log.warning("lake table %s: %d rows skipped (%s)", spec.name, dropped, reason)

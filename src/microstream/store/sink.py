@@ -1,13 +1,15 @@
 """The lake sink: output rows from the bus to Parquet, off the feed's thread.
 
 :class:`LakeSink` subscribes to :data:`~microstream.bus.protocol.Topics.ROWS`
-and hands rows to a background thread through a bounded queue, so the feed
-never waits for the disk. The queue is a plain deque (appending to it is
+and hands rows (:class:`~microstream.bus.protocol.Row`, or a
+:class:`~microstream.bus.protocol.RowBatch` of many) to a background thread
+through a bounded queue, so the feed never waits for the disk. The queue is a plain deque (appending to it is
 atomic and costs the feed's thread a fraction of a microsecond, where a
 ``queue.Queue`` costs it more than the row itself); the thread wakes every
 ``tick`` seconds, or at once for a flush, and writes everything queued.
-When the queue is full, a row waits at most ``put_timeout`` seconds, then it
-is dropped, counted and logged (never silently). Writer errors are kept in :attr:`LakeSink.error`, logged, and
+The queue's bound and every counter are in rows (a batch counts its rows).
+When the queue is full, a row (or batch) waits at most ``put_timeout``
+seconds, then it is dropped, counted and logged (never silently). Writer errors are kept in :attr:`LakeSink.error`, logged, and
 raised again by :meth:`LakeSink.close`.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from microstream.bus.protocol import Bus, Row, Topics
+from microstream.bus.protocol import Bus, Row, RowBatch, Topics
 from microstream.errors import StoreError
 from microstream.store.lake import LakeWriter, WriterStats
 
@@ -57,7 +59,8 @@ class LakeSink:
 
     Args:
         writer: the lake writer; owned by the sink's thread from now on.
-        maxsize: capacity of the queue in rows.
+        maxsize: capacity of the queue in rows (a batch larger than that is
+            queued only when the queue is empty).
         put_timeout: seconds a row may wait for room before it is dropped;
             ``None`` waits as long as needed (back-pressure instead of drops,
             for offline replays where the producer can slow down).
@@ -76,8 +79,12 @@ class LakeSink:
         self.put_timeout = put_timeout
         self.tick = tick
         self.error: StoreError | None = None
-        self._pending: collections.deque[Row] = collections.deque()
+        self._pending: collections.deque[Row | RowBatch] = collections.deque()
         self._maxsize = maxsize
+        # rows queued (written by producers only) and rows taken out (by the
+        # sink's thread only): their difference is the queue depth in rows
+        self._queued = 0
+        self._taken = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_waiters: collections.deque[threading.Event] = collections.deque()
@@ -96,7 +103,7 @@ class LakeSink:
             received=self._received,
             dropped=self._dropped,
             rejected=self._rejected,
-            queue_depth=len(self._pending),
+            queue_depth=max(0, self._queued - self._taken),
             writer=self.writer.stats,
         )
 
@@ -105,13 +112,15 @@ class LakeSink:
         bus.subscribe(Topics.ROWS, self.on_message)
 
     def on_message(self, key: str, message: Any) -> None:
-        """Bus handler: queue ``message`` if it is a :class:`Row`."""
-        if not isinstance(message, Row):
+        """Bus handler: queue ``message`` if it is a :class:`Row` or a :class:`RowBatch`."""
+        if isinstance(message, Row):
+            self.put(message)
+        elif isinstance(message, RowBatch):
+            self.put_batch(message)
+        else:
             self._rejected += 1
             if self._rejected == 1:
                 log.warning("lake sink: non-row message on %s skipped", Topics.ROWS)
-            return
-        self.put(message)
 
     def put(self, row: Row) -> bool:
         """Queue one row; False if it was dropped (queue full or sink closed)."""
@@ -119,13 +128,38 @@ class LakeSink:
         if self._closed:
             self._drop("sink closed")
             return False
-        if len(self._pending) >= self._maxsize and not self._wait_for_room():
+        if self._queued - self._taken >= self._maxsize and not self._wait_for_room(1):
             self._drop("queue full")
             return False
+        self._queued += 1
         self._pending.append(row)
         return True
 
-    def _wait_for_room(self) -> bool:
+    def put_batch(self, batch: RowBatch) -> bool:
+        """Queue a batch of rows; False if it was dropped (queue full or sink closed).
+
+        The batch needs room for all its rows (or an empty queue); a dropped
+        batch counts its rows in ``dropped``.
+        """
+        rows = batch.num_rows
+        self._received += rows
+        if self._closed:
+            self._drop("sink closed", rows)
+            return False
+        if rows == 0:
+            return True
+        if not self._has_room(rows) and not self._wait_for_room(rows):
+            self._drop("queue full", rows)
+            return False
+        self._queued += rows
+        self._pending.append(batch)
+        return True
+
+    def _has_room(self, rows: int) -> bool:
+        depth = self._queued - self._taken
+        return depth <= 0 or depth + rows <= self._maxsize
+
+    def _wait_for_room(self, rows: int) -> bool:
         """Wait until the queue has room: at most ``put_timeout`` s (None: as long as it takes).
 
         Raises:
@@ -133,7 +167,7 @@ class LakeSink:
         """
         deadline = None if self.put_timeout is None else time.monotonic() + self.put_timeout
         self._wake.set()  # the thread may be sleeping between ticks
-        while len(self._pending) >= self._maxsize:
+        while not self._has_room(rows):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             if deadline is None and not self._thread.is_alive():
@@ -171,18 +205,21 @@ class LakeSink:
 
     def _count_stranded(self) -> None:
         """Rows a producer queued while the sink was closing were not written."""
-        stranded = len(self._pending)
+        stranded = max(0, self._queued - self._taken)
         self._pending.clear()
+        self._taken = self._queued
         if stranded:
             self._dropped += stranded
             log.warning("lake sink: %d rows queued during close dropped", stranded)
 
-    def _drop(self, reason: str) -> None:
-        self._dropped += 1
+    def _drop(self, reason: str, rows: int = 1) -> None:
+        self._dropped += rows
         now = time.monotonic()
         if now - self._last_drop_log >= _DROP_LOG_INTERVAL:
             self._last_drop_log = now
-            log.warning("lake sink: row dropped (%s); %d dropped so far", reason, self._dropped)
+            log.warning(
+                "lake sink: %d rows dropped (%s); %d dropped so far", rows, reason, self._dropped
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -218,9 +255,14 @@ class LakeSink:
             self._flush_waiters.popleft().set()
             count = None if count is None else count - 1
 
-    def _write(self, row: Row) -> None:
+    def _write(self, message: Row | RowBatch) -> None:
         try:
-            self.writer.add(row)
+            if isinstance(message, Row):
+                self._taken += 1
+                self.writer.add(message)
+            else:
+                self._taken += message.num_rows
+                self.writer.add_batch(message)
         except Exception as exc:
             self._failed(exc)
 
