@@ -227,7 +227,9 @@ class LakeWriter:
         counted in ``rows_rejected`` and skipped, logged once per table; a
         batch whose columns cannot be cast safely to the declared types is
         skipped whole (counted, logged). No Python work per row, except to
-        split a batch that spans UTC midnight.
+        split a batch that spans UTC midnight. The batch's Arrow buffers are
+        kept (not copied) until its partition is written: a producer must
+        not write into them afterwards.
 
         Raises:
             StoreError: the writer is closed, or a flush triggered by this batch failed.
