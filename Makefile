@@ -11,7 +11,7 @@ ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/microstream/book/_cside.c
+$(STAMP): pyproject.toml setup.py src/microstream/book/_cside.c src/microstream/venues/binance/_cscan.c
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		echo "no C compiler: installing gcc (for the compiled order book)"; \

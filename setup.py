@@ -1,4 +1,4 @@
-"""Build of the compiled order-book side; everything else is in pyproject.toml."""
+"""Build of the compiled order-book side and frame reader; everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -11,6 +11,12 @@ setup(
             # without a C compiler the install still succeeds and the pure-Python
             # book is used (with a warning); the test suite fails loudly then
             optional=True,
-        )
+        ),
+        Extension(
+            "microstream.venues.binance._cscan",
+            sources=["src/microstream/venues/binance/_cscan.c"],
+            extra_compile_args=["-O2", "-Wall"],
+            optional=True,
+        ),
     ]
 )

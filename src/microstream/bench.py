@@ -38,7 +38,7 @@ from microstream.bus.memory import MemoryBus
 from microstream.bus.protocol import Topics
 from microstream.capture import CaptureSource, describe, read_captures
 from microstream.config import Settings
-from microstream.engine import Engine, Ingestor, PipelineOptions
+from microstream.engine import Ingestor, LocalPipeline, PipelineOptions
 from microstream.frames import RawFrame
 from microstream.store.lake import LakeWriter
 from microstream.store.sink import LakeSink
@@ -139,11 +139,11 @@ class SessionResult:
 
 def _pipeline(
     out: Path, options: PipelineOptions, clock: StageClock | None, lake: bool = True
-) -> tuple[Ingestor, Engine, LakeSink]:
+) -> tuple[LocalPipeline, LakeSink]:
     """The replay's pipeline: the same lake sink (background thread) and writer settings."""
     bus = MemoryBus()
-    ingest = Ingestor(bus)
-    engine = Engine(bus, options)
+    local = LocalPipeline(bus, options)
+    ingest, engine = local.ingest, local.engine
     settings = options.settings or Settings.from_env()
     writer = LakeWriter(out, flush_rows=settings.flush_rows, flush_seconds=settings.flush_seconds)
     lake_sink = LakeSink(writer, put_timeout=None)  # back-pressure: a benchmark never drops
@@ -154,9 +154,11 @@ def _pipeline(
 
     if clock is None:
         bus.subscribe(Topics.ROWS, sink)
-        return ingest, engine, lake_sink
+        return local, lake_sink
     bus.subscribe(Topics.ROWS, clock.wrap("sinks", sink))
     ingest.decoder.decode = clock.wrap("parse", ingest.decoder.decode)  # type: ignore[method-assign]
+    if local.fast_lane and local.scan is not None:
+        local.scan = clock.wrap("parse", local.scan)
     make = engine.pipeline
 
     def timed_pipeline(exchange: str, symbol: str) -> Any:
@@ -167,11 +169,13 @@ def _pipeline(
             pipe.models = _Timed(pipe.models, "models", clock)  # type: ignore[assignment]
         if not getattr(pipe, "_bench_timed", False):
             pipe.on_event = clock.wrap("book", pipe.on_event)  # type: ignore[method-assign]
+            # turning gathered rows into Arrow batches is the lake's work
+            pipe.flush_rows = clock.wrap("sinks", pipe.flush_rows)  # type: ignore[method-assign]
             pipe._bench_timed = True  # type: ignore[attr-defined]
         return pipe
 
     engine.pipeline = timed_pipeline  # type: ignore[method-assign]
-    return ingest, engine, lake_sink
+    return local, lake_sink
 
 
 def run_timed(
@@ -182,22 +186,22 @@ def run_timed(
 ) -> tuple[float, float, Ingestor]:
     """Wall and CPU seconds of one run over ``frames`` (``lake=False``: rows not written)."""
     with tempfile.TemporaryDirectory(prefix="microstream-bench-") as tmp:
-        ingest, engine, sink = _pipeline(Path(tmp), options, clock, lake)
-        on_frame = ingest.on_frame
+        local, sink = _pipeline(Path(tmp), options, clock, lake)
+        on_frame = local.on_frame
         gc.collect()
         start, cpu = time.perf_counter(), time.process_time()
         for frame in frames:
             on_frame(frame)
         if clock is not None:
             clock.enter("features")
-        engine.finish()
+        local.finish()
         if clock is not None:
             clock.leave()
             clock.enter("sinks")
         sink.close()
         if clock is not None:
             clock.leave()
-        return time.perf_counter() - start, time.process_time() - cpu, ingest
+        return time.perf_counter() - start, time.process_time() - cpu, local.ingest
 
 
 def bench(

@@ -14,13 +14,14 @@ and as services (Kafka):
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from microstream.book.sync import BookSynchronizer, ContinuityRule
-from microstream.bus.protocol import Bus, Row, Topics, symbol_key
+from microstream.book.sync import BookSynchronizer, ContinuityRule, Packed
+from microstream.bus.protocol import Bus, Row, RowBatch, Topics, symbol_key
 from microstream.counted import should_log
 from microstream.events import (
     BestBidAsk,
@@ -33,12 +34,18 @@ from microstream.events import (
     Trade,
 )
 from microstream.frames import RawFrame
+from microstream.store.columns import BookTopRow, book_top_batch, trades_batch
 from microstream.store.rows import BOOK_TOP_COLUMNS, book_sync_row, trade_row
-from microstream.venues.binance.parse import MARKET_BY_EXCHANGE, FrameDecoder
+from microstream.venues.binance import fastlane
+from microstream.venues.binance.parse import EXCHANGE_BY_MARKET, MARKET_BY_EXCHANGE, FrameDecoder
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Row], None]
+EmitAny = Callable[[Row | RowBatch], None]
+
+BATCH_ROWS = 4096
+"""Rows of ``trades`` or ``book_top`` gathered into one batch (when batching)."""
 
 
 class FeatureStage(Protocol):
@@ -68,6 +75,10 @@ class PipelineOptions:
         grid_ms: feature grid step in exchange-time milliseconds.
         simulated: mark every output row ``simulated=True``.
         settings: the run's :class:`~microstream.config.Settings` (models read it).
+        batch_rows: publish ``trades`` and ``book_top`` rows as
+            :class:`~microstream.bus.protocol.RowBatch` messages of up to
+            :data:`BATCH_ROWS` rows (in-process runs, whose consumers take
+            batches) instead of one :class:`Row` each.
     """
 
     features: bool = True
@@ -75,6 +86,7 @@ class PipelineOptions:
     grid_ms: int = 1000
     simulated: bool = False
     settings: Any = None
+    batch_rows: bool = False
 
 
 @dataclass
@@ -107,7 +119,7 @@ class SymbolPipeline:
         self,
         exchange: str,
         symbol: str,
-        emit: Emit,
+        emit: EmitAny,
         options: PipelineOptions | None = None,
         request_snapshot: Callable[[str], None] | None = None,
     ) -> None:
@@ -116,6 +128,9 @@ class SymbolPipeline:
         self.options = options or PipelineOptions()
         self.stats = SymbolStats()
         self._emit_out = emit
+        self._batched = self.options.batch_rows
+        self._trades_out: list[Trade] = []
+        self._tops_out: list[BookTopRow] = []
         self._extra: dict[str, Any] = {"simulated": True} if self.options.simulated else {}
         self.last_ticker: BestBidAsk | None = None
         self._last_trade_id = -1
@@ -162,7 +177,17 @@ class SymbolPipeline:
 
     def mark_simulated(self) -> None:
         """Mark every row emitted from now on ``simulated=True`` (the source says so)."""
+        self.flush_rows()
         self._extra = {**self._extra, "simulated": True}
+
+    def flush_rows(self) -> None:
+        """Publish the ``trades`` and ``book_top`` rows gathered for a batch (if batching)."""
+        if self._trades_out:
+            trades, self._trades_out = self._trades_out, []
+            self._emit_out(trades_batch(self.exchange, self.symbol, trades, self.simulated))
+        if self._tops_out:
+            tops, self._tops_out = self._tops_out, []
+            self._emit_out(book_top_batch(self.exchange, self.symbol, tops, self.simulated))
 
     def _emit(self, row: Row) -> None:
         if self._extra:
@@ -176,8 +201,12 @@ class SymbolPipeline:
             self.models.on_row(row)
 
     # ----------------------------------------------------------------- events
-    def on_event(self, event: MarketEvent) -> None:
-        """Process one event of this symbol."""
+    def on_event(self, event: MarketEvent, packed: Packed | None = None) -> None:
+        """Process one event of this symbol.
+
+        ``packed``: a :class:`DepthUpdate`'s levels as packed doubles, when the
+        compiled frame reader read it (its ``bids``/``asks`` are then empty).
+        """
         stats = self.stats
         stats.last_recv_ns = event.ts_recv
         if event.ts_event is not None:
@@ -194,7 +223,7 @@ class SymbolPipeline:
             self._on_trade(event)  # type: ignore[arg-type]
         elif kind is DepthUpdate:
             stats.depth_events += 1
-            self.sync.on_depth(event)  # type: ignore[arg-type]
+            self.sync.on_depth(event, packed)  # type: ignore[arg-type]
         elif kind is BookSnapshot:
             stats.snapshots += 1
             self.sync.on_snapshot(event)  # type: ignore[arg-type]
@@ -219,7 +248,13 @@ class SymbolPipeline:
         if trade.is_aggregate and trade.last_trade_id is not None:
             self._aggregated_up_to = trade.last_trade_id
         self.stats.trades += 1
-        self._emit(trade_row(trade))
+        if self._batched:
+            out = self._trades_out
+            out.append(trade)
+            if len(out) >= BATCH_ROWS:
+                self.flush_rows()
+        else:
+            self._emit(trade_row(trade))
         if self.features is not None:
             self.features.on_trade(trade)
 
@@ -266,6 +301,50 @@ class SymbolPipeline:
         bid_px, bid_qty, ask_px, ask_qty = self.sync.book.top_padded(5)
         epoch = self.sync.sync_epoch
         self.stats.book_rows += 1
+        if self._batched:
+            tops = self._tops_out
+            tops.append(
+                (
+                    ev.ts_event,
+                    ev.ts_recv,
+                    ev.last_update_id,
+                    epoch,
+                    bid_px,
+                    bid_qty,
+                    ask_px,
+                    ask_qty,
+                )
+            )
+            if len(tops) >= BATCH_ROWS:
+                self.flush_rows()
+        else:
+            self._emit_book_top(ev, epoch, bid_px, bid_qty, ask_px, ask_qty)
+        if self.features is not None:
+            self.features.on_book_top(
+                BookTop(
+                    self.exchange,
+                    self.symbol,
+                    ev.ts_event,
+                    ev.ts_recv,
+                    ev.last_update_id,
+                    bid_px,
+                    bid_qty,
+                    ask_px,
+                    ask_qty,
+                    True,
+                    epoch,
+                )
+            )
+
+    def _emit_book_top(
+        self,
+        ev: DepthUpdate,
+        epoch: int,
+        bid_px: tuple[float | None, ...],
+        bid_qty: tuple[float | None, ...],
+        ask_px: tuple[float | None, ...],
+        ask_qty: tuple[float | None, ...],
+    ) -> None:
         values = dict(
             zip(
                 BOOK_TOP_COLUMNS,
@@ -284,22 +363,6 @@ class SymbolPipeline:
             )
         )
         self._emit(Row("book_top", self.exchange, self.symbol, values))
-        if self.features is not None:
-            self.features.on_book_top(
-                BookTop(
-                    self.exchange,
-                    self.symbol,
-                    ev.ts_event,
-                    ev.ts_recv,
-                    ev.last_update_id,
-                    bid_px,
-                    bid_qty,
-                    ask_px,
-                    ask_qty,
-                    True,
-                    epoch,
-                )
-            )
 
     def _on_sync(self, change: SyncStateChange) -> None:
         self._emit(book_sync_row(change))
@@ -310,6 +373,7 @@ class SymbolPipeline:
         """End of stream: let the stages emit what they still hold."""
         if self.features is not None:
             self.features.finish()
+        self.flush_rows()
 
     def resync(self, ts_recv: int, reason: str) -> None:
         """Discard the book and request a snapshot (after a reconnect or a rebalance)."""
@@ -394,10 +458,10 @@ class Engine:
             for topic in MARKET_TOPICS:
                 bus.subscribe(topic, self.on_message)
 
-    def _emitter(self, key: str) -> Emit:
+    def _emitter(self, key: str) -> EmitAny:
         publish, topic = self.bus.publish, Topics.ROWS
 
-        def emit(row: Row) -> None:
+        def emit(row: Row | RowBatch) -> None:
             publish(topic, key, row)
 
         return emit
@@ -427,7 +491,15 @@ class Engine:
 
     def release(self, key: str) -> SymbolPipeline | None:
         """Forget a symbol's pipeline (its partition moved to another engine)."""
-        return self.pipelines.pop(key, None)
+        pipe = self.pipelines.pop(key, None)
+        if pipe is not None:
+            pipe.flush_rows()
+        return pipe
+
+    def flush_rows(self) -> None:
+        """Publish every symbol's gathered ``trades`` and ``book_top`` rows (if batching)."""
+        for pipe in self.pipelines.values():
+            pipe.flush_rows()
 
     def finish(self) -> None:
         """End of stream for every symbol."""
@@ -437,3 +509,133 @@ class Engine:
     def live_state(self) -> dict[str, dict[str, Any]]:
         """Per-symbol live state, keyed ``exchange:SYMBOL``."""
         return {key: pipe.live_state() for key, pipe in self.pipelines.items()}
+
+
+FLUSH_EVERY_S = 0.5
+"""Gathered ``trades``/``book_top`` rows wait at most about this long (wall time) while frames flow."""
+_CLOCK_EVERY = 256  # frames between looks at the clock
+
+
+class LocalPipeline:
+    """Ingest and engine in one process, on a memory bus: ``replay``, ``run`` and ``bench``.
+
+    Frames take the compiled fast lane where it applies: a plain Binance trade
+    or depth frame is read in C (:mod:`microstream.venues.binance.fastlane`)
+    and handed straight to its symbol's pipeline, with the depth levels packed
+    for the compiled book; every other frame goes through the
+    :class:`Ingestor` and the bus as usual. Both routes give the same events,
+    counters and rows. The lane is used only when the engine is the only
+    subscriber of the market-data topics (a recorder or mirror on the bus
+    needs the published events) and when the extension is built.
+
+    Output rows are batched (:attr:`PipelineOptions.batch_rows`); gathered rows
+    are published every :data:`BATCH_ROWS` rows, about every
+    :data:`FLUSH_EVERY_S` seconds while frames flow, on :meth:`flush_rows` and
+    at :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        options: PipelineOptions | None = None,
+        request_snapshot: Callable[[str, str], None] | None = None,
+        *,
+        fast_lane: bool = True,
+    ) -> None:
+        base = options or PipelineOptions()
+        self.options = PipelineOptions(
+            features=base.features,
+            models=base.models,
+            grid_ms=base.grid_ms,
+            simulated=base.simulated,
+            settings=base.settings,
+            batch_rows=True,
+        )
+        self.bus = bus
+        self.ingest = Ingestor(bus)
+        self.engine = Engine(bus, self.options, request_snapshot)
+        self._want_lane = fast_lane and fastlane.AVAILABLE
+        self.scan: Callable[[bytes, str, int], Any] | None = None
+        """The fast lane's frame reader, once decided (``None``: every frame is ingested)."""
+        self._checked = False
+        self._last: tuple[str, str, SymbolPipeline] | None = None
+        self._frames = 0
+        self.fast_frames = 0
+        """Frames the fast lane read (the rest went through the ingest half)."""
+        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+
+    @property
+    def fast_lane(self) -> bool:
+        """Whether frames take the compiled fast lane (decided at the first frame or here)."""
+        if not self._checked:
+            self._decide_lane()
+        return self.scan is not None
+
+    def _decide_lane(self) -> None:
+        self._checked = True
+        if not self._want_lane:
+            return
+        handlers = getattr(self.bus, "_handlers", {})
+        alone = all(
+            list(handlers.get(topic, ())) == [self.engine.on_message] for topic in MARKET_TOPICS
+        )
+        if alone:
+            self.scan = fastlane.scan
+        else:
+            log.info("fast lane off: another subscriber reads the market-data topics")
+
+    def on_frame(self, frame: RawFrame) -> None:
+        """Process one raw frame (bad frames are counted by the ingest half)."""
+        self._frames += 1
+        if not self._frames % _CLOCK_EVERY:
+            self._maybe_flush()
+        scan = self.scan
+        if scan is None:
+            if not self._checked:
+                self._decide_lane()
+                scan = self.scan
+            if scan is None:
+                self.ingest.on_frame(frame)
+                return
+        exchange = EXCHANGE_BY_MARKET.get(frame.market)
+        event = None if exchange is None else scan(frame.payload, exchange, frame.ts_recv)
+        if event is None:
+            self.ingest.on_frame(frame)
+            return
+        self.fast_frames += 1
+        ingest = self.ingest
+        ingest.stats.frames += 1
+        ingest.decoder.counts["ok"] += 1
+        packed: Packed | None = None
+        if type(event) is tuple:
+            event, bids, asks = event
+            packed = (bids, asks)
+            ingest.stats.events["DepthUpdate"] += 1
+        else:
+            ingest.stats.events["Trade"] += 1
+        last = self._last
+        if last is not None and last[0] is event.symbol and last[1] is exchange:
+            pipe = last[2]
+        else:
+            pipe = self._pipeline_of(event.exchange, event.symbol)
+            self._last = (event.symbol, event.exchange, pipe)
+        pipe.on_event(event, packed)
+
+    def _pipeline_of(self, exchange: str, symbol: str) -> SymbolPipeline:
+        pipe = self.engine.pipelines.get(symbol_key(exchange, symbol))
+        return pipe if pipe is not None else self.engine.pipeline(exchange, symbol)
+
+    def _maybe_flush(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self._next_flush = now + FLUSH_EVERY_S
+            self.engine.flush_rows()
+
+    def flush_rows(self) -> None:
+        """Publish every gathered row now (a live run's idle tick calls this)."""
+        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+        self.engine.flush_rows()
+
+    def finish(self) -> None:
+        """End of stream: every stage emits what it holds, every gathered row is published."""
+        self.engine.finish()

@@ -1,9 +1,9 @@
 """Replay capture files through the live pipeline into a lake.
 
 After the source, replay runs exactly the code a live run does: frames go
-through :class:`~microstream.engine.Ingestor` onto the bus, the
-:class:`~microstream.engine.Engine` consumes them, and the lake sink writes the
-output rows. Only the pacing differs: ``speed=None`` runs as fast as possible,
+through the :class:`~microstream.engine.LocalPipeline` (its ingest half and
+engine, with the compiled fast lane for plain trade and depth frames), and
+the lake sink writes the output rows. Only the pacing differs: ``speed=None`` runs as fast as possible,
 a factor replays the capture's receive-time gaps divided by that factor.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from microstream.bus.memory import MemoryBus
 from microstream.capture import read_captures
-from microstream.engine import Engine, Ingestor, PipelineOptions
+from microstream.engine import LocalPipeline, PipelineOptions
 from microstream.errors import ConfigError
 from microstream.frames import RawFrame
 from microstream.store.lake import LakeWriter
@@ -42,6 +42,8 @@ class ReplayResult:
     seconds: float
     interrupted: bool
     symbols: dict[str, dict[str, Any]]
+    fast_frames: int = 0
+    """Frames read by the compiled fast lane (the rest by the reference parser)."""
 
 
 def parse_speed(text: str) -> float | None:
@@ -113,6 +115,7 @@ def replay(
     flush_rows: int = 50_000,
     flush_seconds: float = 5.0,
     progress: bool = False,
+    fast_lane: bool = True,
 ) -> ReplayResult:
     """Run ``captures`` through the pipeline, writing the lake under ``out``.
 
@@ -121,8 +124,8 @@ def replay(
     produced are flushed, so the lake holds complete files only.
     """
     bus = MemoryBus()
-    ingest = Ingestor(bus)
-    engine = Engine(bus, options)
+    local = LocalPipeline(bus, options, fast_lane=fast_lane)
+    ingest, engine = local.ingest, local.engine
     sink: LakeSink | None = None
     if out is not None:
         sink = LakeSink(LakeWriter(out, flush_rows=flush_rows, flush_seconds=flush_seconds))
@@ -139,11 +142,13 @@ def replay(
         frames = bar
     try:
         for frame in frames:
-            ingest.on_frame(frame)
+            local.on_frame(frame)
             if stop.stopped:
                 break
         if not stop.stopped:
-            engine.finish()
+            local.finish()
+        else:
+            local.flush_rows()  # rows already made still reach the lake
     finally:
         stop.restore()
         if bar is not None:
@@ -159,4 +164,5 @@ def replay(
         seconds=time.perf_counter() - started,
         interrupted=stop.stopped,
         symbols={key: pipe.live_state()["stats"] for key, pipe in engine.pipelines.items()},
+        fast_frames=local.fast_frames,
     )

@@ -7,8 +7,7 @@ Threads:
   client talks to a loopback exchange fed by the simulator), or a capture
   replay. Every frame goes into a bounded queue;
 * the **engine thread** (the caller's) drains the queue through the
-  :class:`~microstream.engine.Ingestor` and the :class:`~microstream.engine.Engine`
-  and refreshes the live state a few times a second;
+  :class:`~microstream.engine.LocalPipeline` (ingest and engine in one) and refreshes the live state a few times a second;
 * the lake sink and the engine API each run in their own thread, and the
   dashboard is a separate Streamlit process.
 """
@@ -31,7 +30,7 @@ from typing import Any
 from microstream.bus.memory import MemoryBus
 from microstream.bus.protocol import Bus, Row, Topics, symbol_key
 from microstream.config import Settings
-from microstream.engine import Engine, Ingestor, PipelineOptions
+from microstream.engine import Engine, Ingestor, LocalPipeline, PipelineOptions
 from microstream.errors import ConfigError, FeedError
 from microstream.frames import RawFrame
 from microstream.venues.binance.parse import exchange_of
@@ -368,8 +367,8 @@ class LiveRun:
             grid_ms=self.settings.grid_ms, simulated=self.simulated, settings=self.settings
         )
         feed = FeedThread(self.options, self.settings, self.frames, market)
-        ingest = Ingestor(bus)
-        engine = Engine(bus, options, request_snapshot=feed.request_snapshot)
+        local = LocalPipeline(bus, options, request_snapshot=feed.request_snapshot)
+        ingest, engine = local.ingest, local.engine
         sink = LakeSink(
             LakeWriter(
                 self.options.data_dir,
@@ -392,11 +391,11 @@ class LiveRun:
         restore = self._install_signals()
         feed.start()
         try:
-            self._loop(ingest, engine, store, feed, bus)
+            self._loop(local, store, feed, bus)
         finally:
             restore()
             feed.stop()
-            engine.finish()
+            local.finish()
             sink.close()
             api.stop()
             if dashboard is not None:
@@ -442,9 +441,7 @@ class LiveRun:
         self._stop_reason = self._stop_reason or reason
         self._stop.set()
 
-    def _loop(
-        self, ingest: Ingestor, engine: Engine, store: Any, feed: FeedThread, bus: Bus
-    ) -> None:
+    def _loop(self, local: LocalPipeline, store: Any, feed: FeedThread, bus: Bus) -> None:
         deadline = (
             float("inf")
             if self.options.duration is None
@@ -456,18 +453,19 @@ class LiveRun:
             item = self.frames.get(timeout=0.1)
             while item is not None:
                 if isinstance(item, RawFrame):
-                    ingest.on_frame(item)
+                    local.on_frame(item)
                 elif isinstance(item, Row):  # the simulator's hidden truth
                     row = Row(
                         item.table, item.exchange, item.symbol, {**item.values, "simulated": True}
                     )
                     publish(Topics.ROWS, symbol_key(row.exchange, row.symbol), row)
                 else:
-                    self._resync(engine, item)
+                    self._resync(local.engine, item)
                 item = self.frames.get_nowait() if not self._stop.is_set() else None
+            local.flush_rows()  # the queue is empty: what was gathered goes out now
             now = time.monotonic()
             if now >= next_refresh:
-                store.update_from_engine(engine.live_state())
+                store.update_from_engine(local.engine.live_state())
                 next_refresh = now + REFRESH_S
             if now >= deadline:
                 self.stop("duration reached")

@@ -197,6 +197,33 @@ fail:
     return NULL;
 }
 
+/* update_packed(buf): the same as update() for levels packed as native doubles
+ * (price, qty, price, qty, ...), as the compiled frame reader produces them. */
+static PyObject *
+side_update_packed(SideObject *self, PyObject *buf)
+{
+    if (self->sign == 0) {
+        PyErr_SetString(PyExc_ValueError, "Side was not initialised with a sign");
+        return NULL;
+    }
+    if (!PyBytes_Check(buf) || PyBytes_GET_SIZE(buf) % (2 * sizeof(double)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "packed levels must be bytes of (price, qty) doubles");
+        return NULL;
+    }
+    Py_ssize_t m = PyBytes_GET_SIZE(buf) / (Py_ssize_t)(2 * sizeof(double));
+    const double *v = (const double *)PyBytes_AS_STRING(buf);
+    for (Py_ssize_t j = 0; j < m; j++) {
+        double price = v[2 * j], qty = v[2 * j + 1];
+        if (!(price > 0.0 && price < MAX_PRICE && qty >= 0.0 && qty < INFINITY)) {
+            level_error(price, qty);
+            return NULL;
+        }
+        if (side_set(self, key_of(price, self->sign), qty) < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 typedef struct {
     int64_t key;
     double qty;
@@ -399,6 +426,8 @@ side_dealloc(SideObject *self)
 static PyMethodDef side_methods[] = {
     {"update", (PyCFunction)side_update, METH_O,
      "update(levels): apply (price, qty) levels; qty 0 removes. ValueError on a bad level."},
+    {"update_packed", (PyCFunction)side_update_packed, METH_O,
+     "update_packed(buf): update() for levels packed as native (price, qty) doubles."},
     {"load", (PyCFunction)side_load, METH_O,
      "load(levels): replace every level (a snapshot); qty 0 is skipped."},
     {"clear", (PyCFunction)side_clear, METH_NOARGS, "clear(): remove every level."},

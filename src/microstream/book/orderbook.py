@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import struct
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Sequence
 
@@ -79,6 +80,10 @@ class PySide:
         self.window = heapq.nsmallest(WINDOW, self.levels_by_key)
         self.limit = float(self.window[-1]) if len(self.levels_by_key) > WINDOW else math.inf
 
+    def update_packed(self, packed: bytes) -> None:
+        """:meth:`update` for levels packed as native ``(price, qty)`` doubles."""
+        self.update(unpack_levels(packed))
+
     def update(self, levels: Iterable[Level]) -> None:
         """Apply absolute ``(price, qty)`` levels; 0 removes the level."""
         side, window, limit, sign = self.levels_by_key, self.window, self.limit, self.sign
@@ -139,6 +144,13 @@ WINDOW = 64
 """Keys kept sorted at the top of each side (pure-Python side)."""
 MIN_WINDOW = 10
 """Below this many window keys (with more levels in the book) the window is rebuilt."""
+
+
+def unpack_levels(packed: bytes) -> tuple[Level, ...]:
+    """Levels packed as native float64 ``price, qty, price, qty, ...`` as ``(price, qty)`` tuples."""
+    if len(packed) % 16:
+        raise ValueError("packed levels must be bytes of (price, qty) doubles")
+    return tuple(struct.iter_unpack("=dd", packed))  # type: ignore[misc]
 
 
 def py_first_bad_level(levels: Sequence[Level], allow_zero: bool) -> int:
@@ -218,6 +230,14 @@ class OrderBook:
         try:
             self._bids.update(bids)
             self._asks.update(asks)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidEventError(str(exc)) from exc
+
+    def apply_packed(self, bids: bytes, asks: bytes) -> None:
+        """:meth:`apply` for levels packed as native ``(price, qty)`` doubles (the fast lane)."""
+        try:
+            self._bids.update_packed(bids)
+            self._asks.update_packed(asks)
         except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidEventError(str(exc)) from exc
 

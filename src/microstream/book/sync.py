@@ -24,12 +24,23 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from microstream.book.orderbook import OrderBook
+import msgspec
+
+from microstream.book.orderbook import OrderBook, unpack_levels
 from microstream.counted import should_log
 from microstream.errors import InvalidEventError
 from microstream.events import BookSnapshot, DepthUpdate, SyncStateChange
 
 log = logging.getLogger(__name__)
+
+Packed = tuple[bytes, bytes]
+"""A diff's ``(bids, asks)`` as packed native ``(price, qty)`` doubles."""
+
+
+def _with_levels(ev: DepthUpdate, packed: Packed) -> DepthUpdate:
+    """``ev`` (read by the fast lane, levels empty) with its levels as tuples, to keep."""
+    bids, asks = packed
+    return msgspec.structs.replace(ev, bids=unpack_levels(bids), asks=unpack_levels(asks))
 
 
 class ContinuityRule(enum.Enum):
@@ -117,12 +128,19 @@ class BookSynchronizer:
             self._ask_snapshot()
 
     # ------------------------------------------------------------------ diffs
-    def on_depth(self, ev: DepthUpdate) -> bool:
-        """Process one diff; True if it was applied to a valid book."""
+    def on_depth(self, ev: DepthUpdate, packed: Packed | None = None) -> bool:
+        """Process one diff; True if it was applied to a valid book.
+
+        ``packed``: the diff's ``(bids, asks)`` as packed doubles (the compiled
+        frame reader's form; ``ev.bids`` and ``ev.asks`` are then empty). The
+        diff is processed exactly as the same diff with level tuples.
+        """
         if not self._started:
             self.start(ev.ts_recv)
         if self.state is SyncState.SYNCED:
-            return self._apply_in_sequence(ev)
+            return self._apply_in_sequence(ev, packed)
+        if packed is not None:
+            ev = _with_levels(ev, packed)
         self._buffer.append(ev)
         if self._snapshot_loaded:  # waiting for the diff that bridges the snapshot
             return bool(self._drain_buffer())
@@ -132,20 +150,22 @@ class BookSynchronizer:
                 self._set(SyncState.OVERFLOW, ev.ts_recv, "diff buffer full", ev.last_update_id)
         return False
 
-    def _apply_in_sequence(self, ev: DepthUpdate) -> bool:
+    def _apply_in_sequence(self, ev: DepthUpdate, packed: Packed | None = None) -> bool:
         prev = self.last_update_id
         assert prev is not None
         if self.rule is ContinuityRule.SPOT:
             if ev.last_update_id <= prev:
                 return self._duplicate(ev, prev)
             if ev.first_update_id != prev + 1:
-                return self._gap(ev, f"expected U={prev + 1}, got U={ev.first_update_id}")
+                detail = f"expected U={prev + 1}, got U={ev.first_update_id}"
+                return self._gap(ev if packed is None else _with_levels(ev, packed), detail)
         else:
             if ev.prev_update_id != prev:
                 if ev.last_update_id <= prev:
                     return self._duplicate(ev, prev)
-                return self._gap(ev, f"expected pu={prev}, got pu={ev.prev_update_id}")
-        return self._apply(ev)
+                detail = f"expected pu={prev}, got pu={ev.prev_update_id}"
+                return self._gap(ev if packed is None else _with_levels(ev, packed), detail)
+        return self._apply(ev, packed)
 
     def _duplicate(self, ev: DepthUpdate, prev: int) -> bool:
         """A diff the book already holds (a repeat or an older one): counted, logged, skipped."""
@@ -161,9 +181,12 @@ class BookSynchronizer:
             )
         return False
 
-    def _apply(self, ev: DepthUpdate) -> bool:
+    def _apply(self, ev: DepthUpdate, packed: Packed | None = None) -> bool:
         try:
-            self.book.apply(ev.bids, ev.asks)
+            if packed is None:
+                self.book.apply(ev.bids, ev.asks)
+            else:
+                self.book.apply_packed(*packed)
         except InvalidEventError as exc:
             self._discard(SyncState.INVALID, ev, str(exc))
             return False

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from microstream.bus.protocol import Row
+from microstream.bus.protocol import Row, RowBatch
 from microstream.models.regime import REGIMES, RegimeConfig, RegimeDetector
 
 DEFAULT_START_MS = 1_700_000_000_000
@@ -45,8 +45,8 @@ def simulate_features(
     def on_truth(row: Row) -> None:
         truth[int(row.values["ts"])] = str(row.values["regime"])
 
-    def emit(row: Row) -> None:
-        if row.table == "features":
+    def emit(row: Row | RowBatch) -> None:
+        if isinstance(row, Row) and row.table == "features":
             features.append(row.values)
 
     feed = SimFeed(

@@ -1,0 +1,49 @@
+"""The compiled reader of Binance's two high-rate frames (trades and depth diffs).
+
+:func:`scan` reads a ``<symbol>@trade`` or ``<symbol>@depth`` frame in C and
+returns its event without the generic decoder's intermediate objects: a
+:class:`~microstream.events.Trade`, or ``(DepthUpdate, bids, asks)`` where the
+diff's levels are packed doubles that the compiled book applies directly
+(:meth:`~microstream.book.orderbook.OrderBook.apply_packed`) and the event's
+own ``bids``/``asks`` are empty (``microstream.book.orderbook.unpack_levels``
+turns packed levels into tuples).
+
+Every other frame, and any frame of those streams that is not in Binance's
+plain layout or whose values are not valid, gives ``None``: the caller then
+uses the reference parser (:func:`~microstream.venues.binance.parse.parse_frame`),
+which accepts, ignores or rejects it and counts why. On every frame it accepts,
+:func:`scan` gives exactly what the reference parser gives (tested frame by
+frame on every capture, and on mutated frames).
+
+``AVAILABLE`` is False when the extension is not built (no C compiler at
+install time); the pipeline then parses every frame with the reference parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from microstream.events import DepthUpdate, Trade
+
+Packed = bytes
+"""Levels as native float64 pairs ``price, qty, price, qty, ...``."""
+
+ScanResult = Trade | tuple[DepthUpdate, Packed, Packed] | None
+
+scan: Callable[[bytes, str, int], ScanResult] | None
+try:
+    from microstream.venues.binance._cscan import configure as _configure
+    from microstream.venues.binance._cscan import scan as _scan
+except ImportError:  # not built: every frame goes through the reference parser
+    AVAILABLE = False
+    scan = None
+else:
+    AVAILABLE = True
+    _configure(Trade, DepthUpdate, "buy", "sell")
+    scan = _scan
+
+
+def scan_frame(payload: bytes, exchange: str, ts_recv: int) -> Any:
+    """:func:`scan`, or ``None`` for every frame when the extension is not built."""
+    return None if scan is None else scan(payload, exchange, ts_recv)
