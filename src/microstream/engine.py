@@ -554,6 +554,10 @@ class LocalPipeline:
         self.bus = bus
         self.ingest = Ingestor(bus)
         self.engine = Engine(bus, self.options, request_snapshot)
+        # the ingest half's counters, which the fast lane keeps too
+        self._ingest_stats = self.ingest.stats
+        self._event_counts = self.ingest.stats.events
+        self._outcomes = self.ingest.decoder.counts
         self._want_lane = fast_lane and fastlane.AVAILABLE
         self.scan: Callable[[bytes, str, int], Any] | None = None
         """The fast lane's frame reader, once decided (``None``: every frame is ingested)."""
@@ -603,16 +607,15 @@ class LocalPipeline:
             self.ingest.on_frame(frame)
             return
         self.fast_frames += 1
-        ingest = self.ingest
-        ingest.stats.frames += 1
-        ingest.decoder.counts["ok"] += 1
+        self._ingest_stats.frames += 1
+        self._outcomes["ok"] += 1
         packed: Packed | None = None
         if type(event) is tuple:
             event, bids, asks = event
             packed = (bids, asks)
-            ingest.stats.events["DepthUpdate"] += 1
+            self._event_counts["DepthUpdate"] += 1
         else:
-            ingest.stats.events["Trade"] += 1
+            self._event_counts["Trade"] += 1
         last = self._last
         if last is not None and last[0] is event.symbol and last[1] is exchange:
             pipe = last[2]

@@ -500,7 +500,64 @@ first_bad_level(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     return PyLong_FromSsize_t(bad);
 }
 
+/*
+ * ofi_levels(cur_bid_px, cur_bid_qty, prev_bid_px, prev_bid_qty,
+ *            cur_ask_px, cur_ask_qty, prev_ask_px, prev_ask_qty):
+ * (level-1 OFI, levels 1-N OFI) of one depth event when every level of both
+ * books is present (all arguments tuples of N floats), else None. The same
+ * operations in the same order as the Python reference
+ * (microstream.features.book_math.ofi_pair), so the results are bit-identical.
+ */
+static PyObject *
+ofi_levels(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "ofi_levels takes 8 level tuples");
+        return NULL;
+    }
+    Py_ssize_t n = -1;
+    for (int k = 0; k < 8; k++) {
+        if (!PyTuple_CheckExact(args[k]))
+            Py_RETURN_NONE;
+        if (n < 0)
+            n = PyTuple_GET_SIZE(args[k]);
+        else if (PyTuple_GET_SIZE(args[k]) != n)
+            Py_RETURN_NONE;
+    }
+    double total = 0.0, first = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v[8];
+        for (int k = 0; k < 8; k++) {
+            PyObject *x = PyTuple_GET_ITEM(args[k], i);
+            if (!PyFloat_CheckExact(x))
+                Py_RETURN_NONE;
+            v[k] = PyFloat_AS_DOUBLE(x);
+        }
+        double b = v[0], qb = v[1], b0 = v[2], qb0 = v[3];
+        double a = v[4], qa = v[5], a0 = v[6], qa0 = v[7];
+        double bterm, e;
+        if (b > b0)
+            bterm = qb;
+        else if (b == b0)
+            bterm = qb - qb0;
+        else
+            bterm = -qb0;
+        if (a < a0)
+            e = bterm - qa;
+        else if (a == a0)
+            e = (bterm - qa) + qa0;
+        else
+            e = bterm + qa0;
+        if (i == 0)
+            first = e;
+        total += e;
+    }
+    return Py_BuildValue("(dd)", first, total);
+}
+
 static PyMethodDef module_methods[] = {
+    {"ofi_levels", (PyCFunction)(void (*)(void))ofi_levels, METH_FASTCALL,
+     "ofi_levels(8 level tuples): (level-1 OFI, all-level OFI), or None if a level is missing."},
     {"first_bad_level", (PyCFunction)(void (*)(void))first_bad_level, METH_FASTCALL,
      "first_bad_level(levels, allow_zero): index of the first invalid (price, qty) level, or -1."},
     {NULL, NULL, 0, NULL},

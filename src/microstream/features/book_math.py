@@ -9,10 +9,17 @@ missing or invalid is ``None``, never NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from microstream.events import BookTop
 from microstream.features.schema import DEPTH_HI, DEPTH_LO
+
+_ofi_levels: Callable[..., tuple[float, float] | None] | None
+try:
+    from microstream.book._cside import ofi_levels as _ofi_levels
+except ImportError:  # not built: the Python path below (the book module warns once)
+    _ofi_levels = None
 
 BOOK_COLUMNS: tuple[str, ...] = (
     "mid",
@@ -148,10 +155,31 @@ def ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
 
     Bit-identical to :func:`ofi_level1` and the per-level formula of
     :func:`ofi_multilevel`: the branches below only drop additions of 0.0.
-    Both books must have five levels a side. The fast path assumes every level
-    is present; a missing one raises ``TypeError`` (a ``None`` price cannot be
-    compared, quantities are checked) and the level-by-level path takes over.
+    Both books must have five levels a side. When every level is present the
+    compiled twin (``_cside.ofi_levels``, the same operations in the same
+    order) computes it; otherwise the Python path below, whose fast loop
+    assumes every level is present; a missing one raises ``TypeError`` (a
+    ``None`` price cannot be compared, quantities are checked) and the
+    level-by-level path takes over.
     """
+    if _ofi_levels is not None:
+        got = _ofi_levels(
+            cur.bid_px,
+            cur.bid_qty,
+            prev.bid_px,
+            prev.bid_qty,
+            cur.ask_px,
+            cur.ask_qty,
+            prev.ask_px,
+            prev.ask_qty,
+        )
+        if got is not None:
+            return got
+    return py_ofi_pair(prev, cur)
+
+
+def py_ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
+    """:func:`ofi_pair` in Python (the reference of the compiled twin, and its fallback)."""
     try:
         total = 0.0
         first: float | None = None
