@@ -17,9 +17,11 @@ from microstream.features.schema import DEPTH_HI, DEPTH_LO
 
 _ofi_levels: Callable[..., tuple[float, float] | None] | None
 try:
-    from microstream.book._cside import ofi_levels as _ofi_levels
+    from microstream.book import _cside
 except ImportError:  # not built: the Python path below (the book module warns once)
     _ofi_levels = None
+else:
+    _ofi_levels = _cside.ofi_levels
 
 BOOK_COLUMNS: tuple[str, ...] = (
     "mid",
