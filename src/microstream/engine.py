@@ -529,9 +529,9 @@ class LocalPipeline:
     needs the published events) and when the extension is built.
 
     Output rows are batched (:attr:`PipelineOptions.batch_rows`); gathered rows
-    are published every :data:`BATCH_ROWS` rows, about every
-    :data:`FLUSH_EVERY_S` seconds while frames flow, on :meth:`flush_rows` and
-    at :meth:`finish`.
+    are published every :data:`BATCH_ROWS` rows, about every ``flush_every_s``
+    seconds (default :data:`FLUSH_EVERY_S`) while frames flow or :meth:`tick`
+    is called, on :meth:`flush_rows` and at :meth:`finish`.
     """
 
     def __init__(
@@ -541,6 +541,7 @@ class LocalPipeline:
         request_snapshot: Callable[[str, str], None] | None = None,
         *,
         fast_lane: bool = True,
+        flush_every_s: float = FLUSH_EVERY_S,
     ) -> None:
         base = options or PipelineOptions()
         self.options = PipelineOptions(
@@ -566,7 +567,8 @@ class LocalPipeline:
         self._frames = 0
         self.fast_frames = 0
         """Frames the fast lane read (the rest went through the ingest half)."""
-        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+        self._flush_every = flush_every_s
+        self._next_flush = time.monotonic() + flush_every_s
 
     @property
     def fast_lane(self) -> bool:
@@ -631,12 +633,16 @@ class LocalPipeline:
     def _maybe_flush(self) -> None:
         now = time.monotonic()
         if now >= self._next_flush:
-            self._next_flush = now + FLUSH_EVERY_S
+            self._next_flush = now + self._flush_every
             self.engine.flush_rows()
 
+    def tick(self) -> None:
+        """Publish the gathered rows if ``flush_every_s`` has passed (a live run's idle tick)."""
+        self._maybe_flush()
+
     def flush_rows(self) -> None:
-        """Publish every gathered row now (a live run's idle tick calls this)."""
-        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+        """Publish every gathered row now."""
+        self._next_flush = time.monotonic() + self._flush_every
         self.engine.flush_rows()
 
     def finish(self) -> None:

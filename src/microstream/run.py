@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 SOURCES = ("auto", "binance", "binance-futures", "sim", "replay")
 MARKET_OF_SOURCE = {"binance": "spot", "binance-futures": "usdm", "sim": "spot"}
 REFRESH_S = 0.5
+LIVE_FLUSH_S = 0.2
+"""Longest wait of a live run's gathered ``trades``/``book_top`` rows before they are published."""
 PROBE_TIMEOUT_S = 5.0
 DEFAULT_CAPTURE = Path("../shared/data/binance/spot")
 
@@ -367,7 +369,9 @@ class LiveRun:
             grid_ms=self.settings.grid_ms, simulated=self.simulated, settings=self.settings
         )
         feed = FeedThread(self.options, self.settings, self.frames, market)
-        local = LocalPipeline(bus, options, request_snapshot=feed.request_snapshot)
+        local = LocalPipeline(
+            bus, options, request_snapshot=feed.request_snapshot, flush_every_s=LIVE_FLUSH_S
+        )
         ingest, engine = local.ingest, local.engine
         sink = LakeSink(
             LakeWriter(
@@ -462,7 +466,7 @@ class LiveRun:
                 else:
                     self._resync(local.engine, item)
                 item = self.frames.get_nowait() if not self._stop.is_set() else None
-            local.flush_rows()  # the queue is empty: what was gathered goes out now
+            local.tick()  # the queue is empty: gathered trades and book rows go out when due
             now = time.monotonic()
             if now >= next_refresh:
                 store.update_from_engine(local.engine.live_state())
