@@ -6,8 +6,8 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import require_shared
 
+from conftest import require_shared
 from microstream import engine as engine_module
 from microstream.bus.memory import MemoryBus
 from microstream.bus.protocol import Row, RowBatch, Topics
@@ -126,7 +126,7 @@ def test_without_the_extension_every_frame_is_ingested(monkeypatch: pytest.Monke
     monkeypatch.setattr(engine_module.fastlane, "AVAILABLE", False)
     frames = _frames()
     local, out = _run(frames)
-    reference, reference_out = _run(frames, fast_lane=False)
+    _, reference_out = _run(frames, fast_lane=False)
     assert not local.fast_lane and local.fast_frames == 0
     assert _rows(out, "book_top") == _rows(reference_out, "book_top")
 
