@@ -519,8 +519,8 @@ _CLOCK_EVERY = 256  # frames between looks at the clock
 class LocalPipeline:
     """Ingest and engine in one process, on a memory bus: ``replay``, ``run`` and ``bench``.
 
-    Frames take the compiled fast lane where it applies: a plain Binance trade
-    or depth frame is read in C (:mod:`microstream.venues.binance.fastlane`)
+    Frames take the compiled fast lane where it applies: a plain Binance trade,
+    best bid/ask or depth frame is read in C (:mod:`microstream.venues.binance.fastlane`)
     and handed straight to its symbol's pipeline, with the depth levels packed
     for the compiled book; every other frame goes through the
     :class:`Ingestor` and the bus as usual. Both routes give the same events,
@@ -612,12 +612,15 @@ class LocalPipeline:
         self._ingest_stats.frames += 1
         self._outcomes["ok"] += 1
         packed: Packed | None = None
-        if type(event) is tuple:
+        kind = type(event)
+        if kind is tuple:
             event, bids, asks = event
             packed = (bids, asks)
             self._event_counts["DepthUpdate"] += 1
-        else:
+        elif kind is Trade:
             self._event_counts["Trade"] += 1
+        else:
+            self._event_counts["BestBidAsk"] += 1
         last = self._last
         if last is not None and last[0] is event.symbol and last[1] is exchange:
             pipe = last[2]

@@ -52,7 +52,8 @@ def test_fast_lane_writes_the_same_lake_as_the_reference_path(session: str, tmp_
     assert results[True].rejected == results[False].rejected
     assert results[True].symbols == results[False].symbols
     assert results[True].rows == results[False].rows
-    # the lane really read the trade and depth frames, and the reference run none
-    lane_events = results[True].events["Trade"] + results[True].events["DepthUpdate"]
+    # the lane really read the trade, best bid/ask and depth frames; the reference run none
+    events = results[True].events
+    lane_events = events["Trade"] + events["DepthUpdate"] + events["BestBidAsk"]
     assert results[True].fast_frames == lane_events
     assert results[False].fast_frames == 0

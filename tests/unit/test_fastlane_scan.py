@@ -18,7 +18,7 @@ from conftest import require_shared
 from microstream.book.orderbook import unpack_levels
 from microstream.capture import read_captures
 from microstream.errors import ParseError
-from microstream.events import DepthUpdate, Trade
+from microstream.events import BestBidAsk, DepthUpdate, Trade
 from microstream.frames import RawFrame
 from microstream.venues.binance import fastlane
 from microstream.venues.binance.parse import EXCHANGE_BY_MARKET, parse_frame
@@ -66,17 +66,18 @@ def _check(frame: RawFrame) -> str:
 def test_scan_equals_the_reference_parser_on_every_capture_frame(relative: str) -> None:
     path: Path = require_shared(relative)
     outcomes = {"fast": 0, "deferred": 0}
-    kinds = {"trade": 0, "depth": 0}
+    kinds = {"trade": 0, "depth": 0, "ticker": 0}
     for frame in read_captures([path]):
         head = frame.payload[:60]
-        if b"@trade" in head or b"@depth@" in head or b'@depth"' in head:
+        if b"@trade" in head or b"@depth@" in head or b'@depth"' in head or b"@bookT" in head:
             outcome = _check(frame)
             outcomes[outcome] += 1
             if outcome == "fast":
-                kinds["trade" if b"@trade" in head else "depth"] += 1
+                kind = "trade" if b"@trade" in head else "ticker" if b"@bookT" in head else "depth"
+                kinds[kind] += 1
     # the lane must actually take the common frames, not defer everything
     assert outcomes["fast"] > 0.99 * (outcomes["fast"] + outcomes["deferred"]), outcomes
-    assert kinds["depth"] > 1000
+    assert kinds["depth"] > 1000 and kinds["ticker"] > 500 and kinds["trade"] > 1000
 
 
 SPOT_TRADE = (
@@ -87,6 +88,15 @@ SPOT_DEPTH = (
     b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723075200012,'
     b'"s":"BTCUSDT","U":100,"u":102,"b":[["61737.63000000","0.00012000"],'
     b'["61737.62000000","0.00000000"]],"a":[["61737.64000000","1.50000000"]]}}'
+)
+SPOT_TICKER = (
+    b'{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT",'
+    b'"b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}'
+)
+FUT_TICKER = (
+    b'{"stream":"btcusd_perp@bookTicker","data":{"u":1007198632021,"e":"bookTicker",'
+    b'"s":"BTCUSD_PERP","ps":"BTCUSD","b":"61804.7","B":"35","a":"61804.8","A":"1645",'
+    b'"T":1723161257465,"E":1723161257476}}'
 )
 FUT_DEPTH = (
     b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723075200012,'
@@ -136,11 +146,25 @@ MUTATIONS: list[tuple[bytes, bytes]] = [
     (b"@depth@100ms", b"@depthx"),
     (b'"e":"depthUpdate",', b""),
     (b'"E":1723075200012', b'"E":99999999999999999'),
+    (b'"b":"61837.63000000"', b'"b":"61837.64000000"'),
+    (b'"b":"61837.63000000"', b'"b":"61837.65000000"'),
+    (b'"B":"3.78826000"', b'"B":"0"'),
+    (b'"B":"3.78826000"', b'"B":"-3"'),
+    (b'"A":"1.54698000"', b""),
+    (b'"a":"61804.8"', b'"a":"61804.7"'),
+    (b'"A":"1645"', b'"A":null'),
+    (b'"E":1723161257476', b'"E":null'),
+    (b',"E":1723161257476', b""),
+    (b'"ps":"BTCUSD",', b'"ps":{"x":1},'),
+    (b'"u":50093239212', b'"u":"50093239212"'),
+    (b"@bookTicker", b"@bookTickers"),
 ]
 
 
 @pytest.mark.parametrize(
-    "base", [SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH], ids=["spot-trade", "spot-depth", "usdm-depth"]
+    "base",
+    [SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH, SPOT_TICKER, FUT_TICKER],
+    ids=["spot-trade", "spot-depth", "usdm-depth", "spot-ticker", "coinm-ticker"],
 )
 @pytest.mark.parametrize("old,new", MUTATIONS)
 def test_mutated_frames_are_read_exactly_or_deferred(base: bytes, old: bytes, new: bytes) -> None:
@@ -150,8 +174,10 @@ def test_mutated_frames_are_read_exactly_or_deferred(base: bytes, old: bytes, ne
 
 
 def test_the_plain_frames_are_taken_by_the_lane() -> None:
-    for payload in (SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH):
+    for payload in (SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH, SPOT_TICKER, FUT_TICKER):
         assert _check(RawFrame(7, payload, "spot")) == "fast"
+    ticker = fastlane.scan_frame(SPOT_TICKER, "binance", 7)
+    assert isinstance(ticker, BestBidAsk) and ticker.ts_event is None and ticker.bid_qty == 3.78826
     got = fastlane.scan_frame(FUT_DEPTH, "binance-futures", 7)
     assert isinstance(got, tuple)
     assert isinstance(got[0], DepthUpdate) and got[0].prev_update_id == 99
@@ -162,7 +188,7 @@ def test_the_plain_frames_are_taken_by_the_lane() -> None:
 def test_random_byte_damage_never_gives_a_different_event() -> None:
     rng = random.Random(11)
     for _ in range(3000):
-        base = rng.choice([SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH])
+        base = rng.choice([SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH, SPOT_TICKER, FUT_TICKER])
         data = bytearray(base)
         for _ in range(rng.randint(1, 3)):
             data[rng.randrange(len(data))] = rng.choice(b'0123456789.,:"[]{}-e ')

@@ -2,8 +2,9 @@
  * The common Binance frames, read in C: the in-process pipeline's fast lane.
  *
  * scan(payload, exchange, ts_recv) reads a combined-stream frame of a
- * `<symbol>@trade` or `<symbol>@depth[@100ms]` stream and returns
- *   - a Trade event, or
+ * `<symbol>@trade`, `<symbol>@bookTicker` or `<symbol>@depth[@100ms]` stream
+ * and returns
+ *   - a Trade or a BestBidAsk event, or
  *   - (DepthUpdate with empty level tuples, bids, asks) where bids and asks are
  *     bytes of packed native doubles (price, qty, price, qty, ...), which
  *     `Side.update_packed` applies to the compiled book without creating a
@@ -21,7 +22,7 @@
  * k <= 22, a single correctly rounded division of two exact doubles
  * (Clinger's fast path). Longer numbers return None.
  *
- * configure(trade_type, depth_type, buy, sell) must be called once with the
+ * configure(trade_type, depth_type, ticker_type, buy, sell) must be called once with the
  * event classes and the side strings (microstream.venues.binance.fastlane does).
  */
 #define PY_SSIZE_T_CLEAN
@@ -35,6 +36,7 @@
 
 static PyObject *TradeType = NULL;
 static PyObject *DepthType = NULL;
+static PyObject *TickerType = NULL;
 static PyObject *BuyStr = NULL;
 static PyObject *SellStr = NULL;
 static PyObject *EmptyTuple = NULL;
@@ -325,7 +327,7 @@ symbol_object(const char *s, Py_ssize_t n)
 }
 
 enum { F_E = 1, F_T = 2, F_S = 4, F_TID = 8, F_P = 16, F_Q = 32, F_M = 64, F_X = 128,
-       F_U = 256, F_LU = 512, F_PU = 1024, F_B = 2048, F_A = 4096 };
+       F_U = 256, F_LU = 512, F_PU = 1024, F_B = 2048, F_A = 4096, F_BQ = 8192, F_AQ = 16384 };
 
 /* Bit of a one-letter key in the object being read, or -1 for keys skipped. */
 static int
@@ -517,7 +519,100 @@ none:
     Py_RETURN_NONE;
 }
 
-enum { KIND_OTHER, KIND_TRADE, KIND_DEPTH };
+/* A bookTicker: u, s, b, B, a, A (E and T on futures); other keys skipped. */
+static PyObject *
+build_ticker(Cursor *c, PyObject *exchange, PyObject *ts_recv)
+{
+    int64_t E = 0, T = 0, u = 0;
+    double bid = 0.0, bid_qty = 0.0, ask = 0.0, ask_qty = 0.0;
+    int seen = 0;
+    const char *sym = NULL;
+    Py_ssize_t symn = 0;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}')
+        Py_RETURN_NONE;
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (!read_string(c, &k, &kn) || !expect(c, ':'))
+            Py_RETURN_NONE;
+        int bit = -1;
+        if (kn == 0)
+            bit = 0;
+        else if (kn == 1) {
+            switch (k[0]) {
+            case 'E': bit = F_E; break;
+            case 'T': bit = F_T; break;
+            case 's': bit = F_S; break;
+            case 'u': bit = F_LU; break;
+            case 'b': bit = F_B; break;
+            case 'B': bit = F_BQ; break;
+            case 'a': bit = F_A; break;
+            case 'A': bit = F_AQ; break;
+            default: break;
+            }
+        }
+        if (bit == 0 || (bit > 0 && (seen & bit)))
+            Py_RETURN_NONE;
+        int ok;
+        switch (bit) {
+        case F_E: ok = read_int(c, &E); break;
+        case F_T: ok = read_int(c, &T); break;
+        case F_LU: ok = read_int(c, &u); break;
+        case F_S: ok = read_string(c, &sym, &symn); break;
+        case F_B: ok = read_decimal(c, &bid); break;
+        case F_BQ: ok = read_decimal(c, &bid_qty); break;
+        case F_A: ok = read_decimal(c, &ask); break;
+        case F_AQ: ok = read_decimal(c, &ask_qty); break;
+        default: ok = skip_scalar(c); break;
+        }
+        if (!ok)
+            Py_RETURN_NONE;
+        if (bit > 0)
+            seen |= bit;
+        if (expect(c, ','))
+            continue;
+        if (!expect(c, '}'))
+            Py_RETURN_NONE;
+        break;
+    }
+    const int need = F_S | F_LU | F_B | F_BQ | F_A | F_AQ;
+    if ((seen & need) != need || E > MAX_MS)
+        Py_RETURN_NONE;
+    /* the reference parser's checks: positive finite prices, bid below ask, quantities >= 0 */
+    if (!(bid > 0.0 && bid < INFINITY && ask > 0.0 && ask < INFINITY && bid < ask))
+        Py_RETURN_NONE;
+    if (!(bid_qty >= 0.0 && bid_qty < INFINITY && ask_qty >= 0.0 && ask_qty < INFINITY))
+        Py_RETURN_NONE;
+    PyObject *args[9] = {NULL};
+    args[0] = exchange;
+    args[1] = symbol_object(sym, symn);
+    if (seen & F_E) {
+        args[2] = PyLong_FromLongLong(E * MS);
+    } else {
+        Py_INCREF(Py_None);
+        args[2] = Py_None;
+    }
+    args[3] = ts_recv;
+    args[4] = PyLong_FromLongLong(u);
+    args[5] = PyFloat_FromDouble(bid);
+    args[6] = PyFloat_FromDouble(bid_qty);
+    args[7] = PyFloat_FromDouble(ask);
+    args[8] = PyFloat_FromDouble(ask_qty);
+    PyObject *result = NULL;
+    int made = 1;
+    for (int i = 1; i < 9; i++)
+        if (i != 3 && args[i] == NULL)
+            made = 0;
+    if (made)
+        result = PyObject_Vectorcall(TickerType, args, 9, NULL);
+    for (int i = 1; i < 9; i++)
+        if (i != 3)
+            Py_XDECREF(args[i]);
+    return result;
+}
+
+enum { KIND_OTHER, KIND_TRADE, KIND_DEPTH, KIND_TICKER };
 
 /* `<symbol>@trade` → trade; `<symbol>@depth` or `<symbol>@depth@<speed>` → depth. */
 static int
@@ -532,6 +627,8 @@ stream_kind(const char *s, Py_ssize_t n)
         return KIND_TRADE;
     if (rn >= 5 && memcmp(rest, "depth", 5) == 0 && (rn == 5 || rest[5] == '@'))
         return KIND_DEPTH;
+    if (rn == 10 && memcmp(rest, "bookTicker", 10) == 0)
+        return KIND_TICKER;
     return KIND_OTHER;
 }
 
@@ -566,8 +663,9 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!read_string(&c, &k, &kn) || kn != 4 || memcmp(k, "data", 4) != 0 || !expect(&c, ':') ||
         !expect(&c, '{'))
         Py_RETURN_NONE;
-    PyObject *result = kind == KIND_TRADE ? build_trade(&c, args[1], args[2])
-                                          : build_depth(&c, args[1], args[2]);
+    PyObject *result = kind == KIND_TRADE   ? build_trade(&c, args[1], args[2])
+                       : kind == KIND_DEPTH ? build_depth(&c, args[1], args[2])
+                                            : build_ticker(&c, args[1], args[2]);
     if (result == NULL || result == Py_None)
         return result;
     /* the envelope must end here: nothing after the data object but its closing brace */
@@ -586,22 +684,23 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyUnicode_Check(args[2]) || !PyUnicode_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "configure(trade_type, depth_type, buy, sell)");
+    if (nargs != 5 || !PyUnicode_Check(args[3]) || !PyUnicode_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "configure(trade_type, depth_type, ticker_type, buy, sell)");
         return NULL;
     }
     Py_XSETREF(TradeType, Py_NewRef(args[0]));
     Py_XSETREF(DepthType, Py_NewRef(args[1]));
-    Py_XSETREF(BuyStr, Py_NewRef(args[2]));
-    Py_XSETREF(SellStr, Py_NewRef(args[3]));
+    Py_XSETREF(TickerType, Py_NewRef(args[2]));
+    Py_XSETREF(BuyStr, Py_NewRef(args[3]));
+    Py_XSETREF(SellStr, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(payload, exchange, ts_recv): a Trade, (DepthUpdate, bids, asks) or None (see module doc)."},
+     "scan(payload, exchange, ts_recv): a Trade, a BestBidAsk, (DepthUpdate, bids, asks) or None."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(trade_type, depth_type, buy, sell): the classes and strings scan() builds."},
+     "configure(trade, depth, ticker types, buy, sell): the classes and strings scan() builds."},
     {NULL, NULL, 0, NULL},
 };
 

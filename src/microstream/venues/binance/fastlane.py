@@ -1,8 +1,9 @@
-"""The compiled reader of Binance's two high-rate frames (trades and depth diffs).
+"""The compiled reader of Binance's high-rate frames (trades, best bid/ask, depth diffs).
 
-:func:`scan` reads a ``<symbol>@trade`` or ``<symbol>@depth`` frame in C and
-returns its event without the generic decoder's intermediate objects: a
-:class:`~microstream.events.Trade`, or ``(DepthUpdate, bids, asks)`` where the
+:func:`scan` reads a ``<symbol>@trade``, ``<symbol>@bookTicker`` or
+``<symbol>@depth`` frame in C and returns its event without the generic
+decoder's intermediate objects: a :class:`~microstream.events.Trade`, a
+:class:`~microstream.events.BestBidAsk`, or ``(DepthUpdate, bids, asks)`` where the
 diff's levels are packed doubles that the compiled book applies directly
 (:meth:`~microstream.book.orderbook.OrderBook.apply_packed`) and the event's
 own ``bids``/``asks`` are empty (``microstream.book.orderbook.unpack_levels``
@@ -24,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from microstream.events import DepthUpdate, Trade
+from microstream.events import BestBidAsk, DepthUpdate, Trade
 
 Packed = bytes
 """Levels as native float64 pairs ``price, qty, price, qty, ...``."""
 
-ScanResult = Trade | tuple[DepthUpdate, Packed, Packed] | None
+ScanResult = Trade | BestBidAsk | tuple[DepthUpdate, Packed, Packed] | None
 
 scan: Callable[[bytes, str, int], ScanResult] | None
 try:
@@ -40,7 +41,7 @@ except ImportError:  # not built: every frame goes through the reference parser
     scan = None
 else:
     AVAILABLE = True
-    _configure(Trade, DepthUpdate, "buy", "sell")
+    _configure(Trade, DepthUpdate, BestBidAsk, "buy", "sell")
     scan = _scan
 
 
