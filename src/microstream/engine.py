@@ -13,6 +13,7 @@ and as services (Kafka):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -543,15 +544,7 @@ class LocalPipeline:
         fast_lane: bool = True,
         flush_every_s: float = FLUSH_EVERY_S,
     ) -> None:
-        base = options or PipelineOptions()
-        self.options = PipelineOptions(
-            features=base.features,
-            models=base.models,
-            grid_ms=base.grid_ms,
-            simulated=base.simulated,
-            settings=base.settings,
-            batch_rows=True,
-        )
+        self.options = dataclasses.replace(options or PipelineOptions(), batch_rows=True)
         self.bus = bus
         self.ingest = Ingestor(bus)
         self.engine = Engine(bus, self.options, request_snapshot)

@@ -77,7 +77,7 @@ def test_scan_equals_the_reference_parser_on_every_capture_frame(relative: str) 
                 kinds[kind] += 1
     # the lane must actually take the common frames, not defer everything
     assert outcomes["fast"] > 0.99 * (outcomes["fast"] + outcomes["deferred"]), outcomes
-    assert kinds["depth"] > 1000 and kinds["ticker"] > 500 and kinds["trade"] > 1000
+    assert min(kinds.values()) > 500, kinds
 
 
 SPOT_TRADE = (

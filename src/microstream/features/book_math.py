@@ -165,19 +165,24 @@ def ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
     level-by-level path takes over.
     """
     if _ofi_levels is not None:
-        got = _ofi_levels(
-            cur.bid_px,
-            cur.bid_qty,
-            prev.bid_px,
-            prev.bid_qty,
-            cur.ask_px,
-            cur.ask_qty,
-            prev.ask_px,
-            prev.ask_qty,
-        )
+        got = _ofi_levels(*_paired_levels(prev, cur))
         if got is not None:
             return got
     return py_ofi_pair(prev, cur)
+
+
+def _paired_levels(prev: BookTop, cur: BookTop) -> tuple[tuple[float | None, ...], ...]:
+    """Each level tuple of ``cur`` beside ``prev``'s, bids then asks, the order OFI reads them."""
+    return (
+        cur.bid_px,
+        cur.bid_qty,
+        prev.bid_px,
+        prev.bid_qty,
+        cur.ask_px,
+        cur.ask_qty,
+        prev.ask_px,
+        prev.ask_qty,
+    )
 
 
 def py_ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
@@ -185,17 +190,7 @@ def py_ofi_pair(prev: BookTop, cur: BookTop) -> tuple[float, float]:
     try:
         total = 0.0
         first: float | None = None
-        for b, qb, b0, qb0, a, qa, a0, qa0 in zip(
-            cur.bid_px,
-            cur.bid_qty,
-            prev.bid_px,
-            prev.bid_qty,
-            cur.ask_px,
-            cur.ask_qty,
-            prev.ask_px,
-            prev.ask_qty,
-            strict=True,
-        ):
+        for b, qb, b0, qb0, a, qa, a0, qa0 in zip(*_paired_levels(prev, cur), strict=True):
             if qb is None or qb0 is None or qa is None or qa0 is None:
                 raise TypeError("missing quantity")
             if b > b0:  # type: ignore[operator]

@@ -326,290 +326,244 @@ symbol_object(const char *s, Py_ssize_t n)
     return obj;
 }
 
-enum { F_E = 1, F_T = 2, F_S = 4, F_TID = 8, F_P = 16, F_Q = 32, F_M = 64, F_X = 128,
-       F_U = 256, F_LU = 512, F_PU = 1024, F_B = 2048, F_A = 4096, F_BQ = 8192, F_AQ = 16384 };
+/* ------------------------------------------------------------------ objects */
 
-/* Bit of a one-letter key in the object being read, or -1 for keys skipped. */
+typedef enum { V_INT, V_NULLABLE_INT, V_STRING, V_DECIMAL, V_BOOL, V_LEVELS, V_MARKET } ValueKind;
+
+/* One key of a data object: its name, how its value is read, whether it must be there. */
+typedef struct {
+    const char *key;
+    ValueKind kind;
+    int required;
+} Field;
+
+/* What was read for one field. */
+typedef struct {
+    int seen;
+    int null;      /* V_NULLABLE_INT: the value was null */
+    int64_t i;     /* V_INT, V_NULLABLE_INT, V_BOOL */
+    double d;      /* V_DECIMAL */
+    const char *s; /* V_STRING */
+    Py_ssize_t n;
+    Packed *levels; /* V_LEVELS: where the levels go (set by the caller) */
+} Slot;
+
 static int
-key_bit(const char *k, Py_ssize_t n, int depth)
+read_value(Cursor *c, ValueKind kind, Slot *slot)
 {
-    if (n != 1)
-        return n == 0 ? 0 : -1;
-    switch (k[0]) {
-    case 'E': return F_E;
-    case 'T': return F_T;
-    case 's': return F_S;
-    case 't': return depth ? -1 : F_TID;
-    case 'p': return depth ? -1 : F_P;
-    case 'q': return depth ? -1 : F_Q;
-    case 'm': return depth ? -1 : F_M;
-    case 'X': return depth ? -1 : F_X;
-    case 'U': return depth ? F_U : -1;
-    case 'u': return depth ? F_LU : -1;
-    case 'b': return depth ? F_B : -1;
-    case 'a': return depth ? F_A : -1;
-    default: return -1;
+    switch (kind) {
+    case V_INT:
+        return read_int(c, &slot->i);
+    case V_NULLABLE_INT:
+        skip_ws(c);
+        if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+            c->p += 4;
+            slot->null = 1;
+            return 1;
+        }
+        return read_int(c, &slot->i);
+    case V_STRING:
+        return read_string(c, &slot->s, &slot->n);
+    case V_DECIMAL:
+        return read_decimal(c, &slot->d);
+    case V_BOOL: {
+        int v;
+        if (!read_bool(c, &v))
+            return 0;
+        slot->i = v;
+        return 1;
     }
+    case V_LEVELS:
+        return read_levels(c, slot->levels);
+    case V_MARKET:
+        /* futures trades: only MARKET fills are trades; the reference parser drops the rest */
+        return read_string(c, &slot->s, &slot->n) && slot->n == 6 &&
+               memcmp(slot->s, "MARKET", 6) == 0;
+    }
+    return 0;
 }
+
+/*
+ * The rest of a data object (after its '{') into one slot per field. Keys not
+ * in the table are skipped (scalar values only). 0 when the object is not in
+ * the plain layout: a repeated or empty key, a value of another shape, a
+ * required field missing.
+ */
+static int
+read_object(Cursor *c, const Field *fields, int nfields, Slot *slots)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '}')
+        return 0;
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (!read_string(c, &k, &kn) || kn == 0 || !expect(c, ':'))
+            return 0;
+        int f = -1;
+        for (int j = 0; j < nfields; j++) {
+            if ((size_t)kn == strlen(fields[j].key) && memcmp(k, fields[j].key, (size_t)kn) == 0) {
+                f = j;
+                break;
+            }
+        }
+        if (f < 0) {
+            if (!skip_scalar(c))
+                return 0;
+        } else {
+            if (slots[f].seen || !read_value(c, fields[f].kind, &slots[f]))
+                return 0;
+            slots[f].seen = 1;
+        }
+        if (expect(c, ','))
+            continue;
+        if (!expect(c, '}'))
+            return 0;
+        break;
+    }
+    for (int j = 0; j < nfields; j++)
+        if (fields[j].required && !slots[j].seen)
+            return 0;
+    return 1;
+}
+
+/* Call `type` with `n` arguments of which those flagged in `owned` are new references
+ * (NULL if making one failed); the owned ones are released. */
+static PyObject *
+make_event(PyObject *type, PyObject **args, int n, const int *owned)
+{
+    PyObject *result = NULL;
+    int ok = 1;
+    for (int i = 0; i < n; i++)
+        if (args[i] == NULL)
+            ok = 0;
+    if (ok)
+        result = PyObject_Vectorcall(type, args, (size_t)n, NULL);
+    for (int i = 0; i < n; i++)
+        if (owned[i])
+            Py_XDECREF(args[i]);
+    return result;
+}
+
+static PyObject *
+int_or_none(const Slot *slot, int64_t scale)
+{
+    if (!slot->seen || slot->null)
+        return Py_NewRef(Py_None);
+    return PyLong_FromLongLong(slot->i * scale);
+}
+
+static const Field TRADE_FIELDS[] = {
+    {"E", V_INT, 1}, {"T", V_INT, 1}, {"s", V_STRING, 1}, {"t", V_INT, 1},
+    {"p", V_DECIMAL, 1}, {"q", V_DECIMAL, 1}, {"m", V_BOOL, 1}, {"X", V_MARKET, 0},
+};
+enum { TR_E, TR_T, TR_S, TR_ID, TR_P, TR_Q, TR_M, TR_X, TR_N };
 
 static PyObject *
 build_trade(Cursor *c, PyObject *exchange, PyObject *ts_recv)
 {
-    int64_t E = 0, T = 0, tid = 0;
-    double price = 0.0, qty = 0.0;
-    int m = 0, seen = 0;
-    const char *sym = NULL;
-    Py_ssize_t symn = 0;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == '}')
+    Slot v[TR_N] = {{0}};
+    if (!read_object(c, TRADE_FIELDS, TR_N, v) || v[TR_T].i > MAX_MS)
         Py_RETURN_NONE;
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        if (!read_string(c, &k, &kn) || !expect(c, ':'))
-            Py_RETURN_NONE;
-        int bit = key_bit(k, kn, 0);
-        if (bit == 0 || (bit > 0 && (seen & bit)))
-            Py_RETURN_NONE;
-        int ok;
-        switch (bit) {
-        case F_E: ok = read_int(c, &E); break;
-        case F_T: ok = read_int(c, &T); break;
-        case F_TID: ok = read_int(c, &tid); break;
-        case F_S: ok = read_string(c, &sym, &symn); break;
-        case F_P: ok = read_decimal(c, &price); break;
-        case F_Q: ok = read_decimal(c, &qty); break;
-        case F_M: ok = read_bool(c, &m); break;
-        case F_X: {
-            const char *x;
-            Py_ssize_t xn;
-            /* futures: only MARKET fills are trades; the reference parser drops the rest */
-            ok = read_string(c, &x, &xn) && xn == 6 && memcmp(x, "MARKET", 6) == 0;
-            break;
-        }
-        default: ok = skip_scalar(c); break;
-        }
-        if (!ok)
-            Py_RETURN_NONE;
-        if (bit > 0)
-            seen |= bit;
-        if (expect(c, ','))
-            continue;
-        if (!expect(c, '}'))
-            Py_RETURN_NONE;
-        break;
-    }
-    const int need = F_E | F_T | F_S | F_TID | F_P | F_Q | F_M;
-    if ((seen & need) != need || T > MAX_MS)
-        Py_RETURN_NONE;
+    double price = v[TR_P].d, qty = v[TR_Q].d;
     if (!(price > 0.0 && price < INFINITY && qty > 0.0 && qty < INFINITY))
         Py_RETURN_NONE;
-    PyObject *args[8] = {NULL};
-    args[0] = exchange;
-    args[1] = symbol_object(sym, symn);
-    args[2] = PyLong_FromLongLong(T * MS);
-    args[3] = ts_recv;
-    args[4] = PyLong_FromLongLong(tid);
-    args[5] = PyFloat_FromDouble(price);
-    args[6] = PyFloat_FromDouble(qty);
-    args[7] = m ? SellStr : BuyStr;
-    PyObject *result = NULL;
-    if (args[1] && args[2] && args[4] && args[5] && args[6])
-        result = PyObject_Vectorcall(TradeType, args, 8, NULL);
-    Py_XDECREF(args[1]);
-    Py_XDECREF(args[2]);
-    Py_XDECREF(args[4]);
-    Py_XDECREF(args[5]);
-    Py_XDECREF(args[6]);
-    return result;
+    PyObject *args[8] = {
+        exchange,
+        symbol_object(v[TR_S].s, v[TR_S].n),
+        PyLong_FromLongLong(v[TR_T].i * MS),
+        ts_recv,
+        PyLong_FromLongLong(v[TR_ID].i),
+        PyFloat_FromDouble(price),
+        PyFloat_FromDouble(qty),
+        v[TR_M].i ? SellStr : BuyStr,
+    };
+    static const int owned[8] = {0, 1, 1, 0, 1, 1, 1, 0};
+    return make_event(TradeType, args, 8, owned);
 }
+
+static const Field DEPTH_FIELDS[] = {
+    {"E", V_INT, 1}, {"T", V_NULLABLE_INT, 0}, {"s", V_STRING, 1}, {"U", V_INT, 1},
+    {"u", V_INT, 1}, {"pu", V_NULLABLE_INT, 0}, {"b", V_LEVELS, 1}, {"a", V_LEVELS, 1},
+};
+enum { DE_E, DE_T, DE_S, DE_FIRST, DE_LAST, DE_PREV, DE_B, DE_A, DE_N };
 
 static PyObject *
 build_depth(Cursor *c, PyObject *exchange, PyObject *ts_recv)
 {
-    int64_t E = 0, T = 0, U = 0, u = 0, pu = 0;
-    int seen = 0, pu_null = 0;
-    const char *sym = NULL;
-    Py_ssize_t symn = 0;
     Packed bids, asks;
-    PyObject *result = NULL;
     packed_init(&bids);
     packed_init(&asks);
-    skip_ws(c);
-    if (c->p < c->end && *c->p == '}')
-        goto none;
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        if (!read_string(c, &k, &kn) || !expect(c, ':'))
-            goto none;
-        int bit = (kn == 2 && k[0] == 'p' && k[1] == 'u') ? F_PU : key_bit(k, kn, 1);
-        if (bit == 0 || (bit > 0 && (seen & bit)))
-            goto none;
-        int ok;
-        switch (bit) {
-        case F_E: ok = read_int(c, &E); break;
-        case F_T: ok = read_int(c, &T); break;
-        case F_U: ok = read_int(c, &U); break;
-        case F_LU: ok = read_int(c, &u); break;
-        case F_PU:
-            skip_ws(c);
-            if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
-                c->p += 4;
-                pu_null = 1;
-                ok = 1;
-            } else {
-                ok = read_int(c, &pu);
-            }
-            break;
-        case F_S: ok = read_string(c, &sym, &symn); break;
-        case F_B: ok = read_levels(c, &bids); break;
-        case F_A: ok = read_levels(c, &asks); break;
-        default: ok = skip_scalar(c); break;
+    Slot v[DE_N] = {{0}};
+    v[DE_B].levels = &bids;
+    v[DE_A].levels = &asks;
+    PyObject *result = NULL;
+    if (read_object(c, DEPTH_FIELDS, DE_N, v) && v[DE_E].i <= MAX_MS &&
+        v[DE_LAST].i >= v[DE_FIRST].i) {
+        PyObject *args[9] = {
+            exchange,
+            symbol_object(v[DE_S].s, v[DE_S].n),
+            PyLong_FromLongLong(v[DE_E].i * MS),
+            ts_recv,
+            PyLong_FromLongLong(v[DE_FIRST].i),
+            PyLong_FromLongLong(v[DE_LAST].i),
+            int_or_none(&v[DE_PREV], 1),
+            EmptyTuple,
+            EmptyTuple,
+        };
+        static const int owned[9] = {0, 1, 1, 0, 1, 1, 1, 0, 0};
+        PyObject *event = make_event(DepthType, args, 9, owned);
+        if (event != NULL) {
+            PyObject *b = PyBytes_FromStringAndSize((const char *)bids.v,
+                                                    bids.n * (Py_ssize_t)sizeof(double));
+            PyObject *a = PyBytes_FromStringAndSize((const char *)asks.v,
+                                                    asks.n * (Py_ssize_t)sizeof(double));
+            if (b && a)
+                result = PyTuple_Pack(3, event, b, a);
+            Py_XDECREF(b);
+            Py_XDECREF(a);
+            Py_DECREF(event);
         }
-        if (!ok)
-            goto none;
-        if (bit > 0)
-            seen |= bit;
-        if (expect(c, ','))
-            continue;
-        if (!expect(c, '}'))
-            goto none;
-        break;
-    }
-    const int need = F_E | F_S | F_U | F_LU | F_B | F_A;
-    if ((seen & need) != need || E > MAX_MS || u < U)
-        goto none;
-    PyObject *args[9] = {NULL};
-    args[0] = exchange;
-    args[1] = symbol_object(sym, symn);
-    args[2] = PyLong_FromLongLong(E * MS);
-    args[3] = ts_recv;
-    args[4] = PyLong_FromLongLong(U);
-    args[5] = PyLong_FromLongLong(u);
-    if ((seen & F_PU) && !pu_null) {
-        args[6] = PyLong_FromLongLong(pu);
     } else {
-        Py_INCREF(Py_None);
-        args[6] = Py_None;
+        result = Py_NewRef(Py_None);
     }
-    args[7] = EmptyTuple;
-    args[8] = EmptyTuple;
-    PyObject *event = NULL, *b = NULL, *a = NULL;
-    if (args[1] && args[2] && args[4] && args[5] && args[6])
-        event = PyObject_Vectorcall(DepthType, args, 9, NULL);
-    for (int i = 1; i < 7; i++)
-        if (i != 3)
-            Py_XDECREF(args[i]);
-    if (event != NULL) {
-        b = PyBytes_FromStringAndSize((const char *)bids.v, bids.n * (Py_ssize_t)sizeof(double));
-        a = PyBytes_FromStringAndSize((const char *)asks.v, asks.n * (Py_ssize_t)sizeof(double));
-        if (b && a)
-            result = PyTuple_Pack(3, event, b, a);
-    }
-    Py_XDECREF(event);
-    Py_XDECREF(b);
-    Py_XDECREF(a);
     packed_free(&bids);
     packed_free(&asks);
     return result;
-none:
-    packed_free(&bids);
-    packed_free(&asks);
-    Py_RETURN_NONE;
 }
 
-/* A bookTicker: u, s, b, B, a, A (E and T on futures); other keys skipped. */
+static const Field TICKER_FIELDS[] = {
+    {"E", V_NULLABLE_INT, 0}, {"T", V_NULLABLE_INT, 0}, {"s", V_STRING, 1}, {"u", V_INT, 1},
+    {"b", V_DECIMAL, 1}, {"B", V_DECIMAL, 1}, {"a", V_DECIMAL, 1}, {"A", V_DECIMAL, 1},
+};
+enum { TK_E, TK_T, TK_S, TK_U, TK_BID, TK_BID_QTY, TK_ASK, TK_ASK_QTY, TK_N };
+
+/* A bookTicker (E and T on futures only), with the reference parser's checks. */
 static PyObject *
 build_ticker(Cursor *c, PyObject *exchange, PyObject *ts_recv)
 {
-    int64_t E = 0, T = 0, u = 0;
-    double bid = 0.0, bid_qty = 0.0, ask = 0.0, ask_qty = 0.0;
-    int seen = 0;
-    const char *sym = NULL;
-    Py_ssize_t symn = 0;
-    skip_ws(c);
-    if (c->p < c->end && *c->p == '}')
+    Slot v[TK_N] = {{0}};
+    if (!read_object(c, TICKER_FIELDS, TK_N, v) || v[TK_E].i > MAX_MS)
         Py_RETURN_NONE;
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        if (!read_string(c, &k, &kn) || !expect(c, ':'))
-            Py_RETURN_NONE;
-        int bit = -1;
-        if (kn == 0)
-            bit = 0;
-        else if (kn == 1) {
-            switch (k[0]) {
-            case 'E': bit = F_E; break;
-            case 'T': bit = F_T; break;
-            case 's': bit = F_S; break;
-            case 'u': bit = F_LU; break;
-            case 'b': bit = F_B; break;
-            case 'B': bit = F_BQ; break;
-            case 'a': bit = F_A; break;
-            case 'A': bit = F_AQ; break;
-            default: break;
-            }
-        }
-        if (bit == 0 || (bit > 0 && (seen & bit)))
-            Py_RETURN_NONE;
-        int ok;
-        switch (bit) {
-        case F_E: ok = read_int(c, &E); break;
-        case F_T: ok = read_int(c, &T); break;
-        case F_LU: ok = read_int(c, &u); break;
-        case F_S: ok = read_string(c, &sym, &symn); break;
-        case F_B: ok = read_decimal(c, &bid); break;
-        case F_BQ: ok = read_decimal(c, &bid_qty); break;
-        case F_A: ok = read_decimal(c, &ask); break;
-        case F_AQ: ok = read_decimal(c, &ask_qty); break;
-        default: ok = skip_scalar(c); break;
-        }
-        if (!ok)
-            Py_RETURN_NONE;
-        if (bit > 0)
-            seen |= bit;
-        if (expect(c, ','))
-            continue;
-        if (!expect(c, '}'))
-            Py_RETURN_NONE;
-        break;
-    }
-    const int need = F_S | F_LU | F_B | F_BQ | F_A | F_AQ;
-    if ((seen & need) != need || E > MAX_MS)
-        Py_RETURN_NONE;
-    /* the reference parser's checks: positive finite prices, bid below ask, quantities >= 0 */
+    double bid = v[TK_BID].d, ask = v[TK_ASK].d;
+    double bid_qty = v[TK_BID_QTY].d, ask_qty = v[TK_ASK_QTY].d;
     if (!(bid > 0.0 && bid < INFINITY && ask > 0.0 && ask < INFINITY && bid < ask))
         Py_RETURN_NONE;
     if (!(bid_qty >= 0.0 && bid_qty < INFINITY && ask_qty >= 0.0 && ask_qty < INFINITY))
         Py_RETURN_NONE;
-    PyObject *args[9] = {NULL};
-    args[0] = exchange;
-    args[1] = symbol_object(sym, symn);
-    if (seen & F_E) {
-        args[2] = PyLong_FromLongLong(E * MS);
-    } else {
-        Py_INCREF(Py_None);
-        args[2] = Py_None;
-    }
-    args[3] = ts_recv;
-    args[4] = PyLong_FromLongLong(u);
-    args[5] = PyFloat_FromDouble(bid);
-    args[6] = PyFloat_FromDouble(bid_qty);
-    args[7] = PyFloat_FromDouble(ask);
-    args[8] = PyFloat_FromDouble(ask_qty);
-    PyObject *result = NULL;
-    int made = 1;
-    for (int i = 1; i < 9; i++)
-        if (i != 3 && args[i] == NULL)
-            made = 0;
-    if (made)
-        result = PyObject_Vectorcall(TickerType, args, 9, NULL);
-    for (int i = 1; i < 9; i++)
-        if (i != 3)
-            Py_XDECREF(args[i]);
-    return result;
+    PyObject *args[9] = {
+        exchange,
+        symbol_object(v[TK_S].s, v[TK_S].n),
+        int_or_none(&v[TK_E], MS),
+        ts_recv,
+        PyLong_FromLongLong(v[TK_U].i),
+        PyFloat_FromDouble(bid),
+        PyFloat_FromDouble(bid_qty),
+        PyFloat_FromDouble(ask),
+        PyFloat_FromDouble(ask_qty),
+    };
+    static const int owned[9] = {0, 1, 1, 0, 1, 1, 1, 1, 1};
+    return make_event(TickerType, args, 9, owned);
 }
 
 enum { KIND_OTHER, KIND_TRADE, KIND_DEPTH, KIND_TICKER };
