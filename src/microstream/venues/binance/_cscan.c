@@ -402,7 +402,8 @@ read_object(Cursor *c, const Field *fields, int nfields, Slot *slots)
             return 0;
         int f = -1;
         for (int j = 0; j < nfields; j++) {
-            if ((size_t)kn == strlen(fields[j].key) && memcmp(k, fields[j].key, (size_t)kn) == 0) {
+            const char *name = fields[j].key;
+            if (name[0] == k[0] && (size_t)kn == strlen(name) && memcmp(k, name, (size_t)kn) == 0) {
                 f = j;
                 break;
             }
