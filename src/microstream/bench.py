@@ -138,11 +138,15 @@ class SessionResult:
 
 
 def _pipeline(
-    out: Path, options: PipelineOptions, clock: StageClock | None, lake: bool = True
+    out: Path,
+    options: PipelineOptions,
+    clock: StageClock | None,
+    lake: bool = True,
+    fast_lane: bool = True,
 ) -> tuple[LocalPipeline, LakeSink]:
     """The replay's pipeline: the same lake sink (background thread) and writer settings."""
     bus = MemoryBus()
-    local = LocalPipeline(bus, options)
+    local = LocalPipeline(bus, options, fast_lane=fast_lane)
     ingest, engine = local.ingest, local.engine
     settings = options.settings or Settings.from_env()
     writer = LakeWriter(out, flush_rows=settings.flush_rows, flush_seconds=settings.flush_seconds)
@@ -183,10 +187,11 @@ def run_timed(
     options: PipelineOptions,
     clock: StageClock | None = None,
     lake: bool = True,
+    fast_lane: bool = True,
 ) -> tuple[float, float, Ingestor]:
     """Wall and CPU seconds of one run over ``frames`` (``lake=False``: rows not written)."""
     with tempfile.TemporaryDirectory(prefix="microstream-bench-") as tmp:
-        local, sink = _pipeline(Path(tmp), options, clock, lake)
+        local, sink = _pipeline(Path(tmp), options, clock, lake, fast_lane)
         on_frame = local.on_frame
         gc.collect()
         start, cpu = time.perf_counter(), time.process_time()
@@ -205,9 +210,15 @@ def run_timed(
 
 
 def bench(
-    paths: Iterable[str | Path], options: PipelineOptions, stages: bool = True
+    paths: Iterable[str | Path],
+    options: PipelineOptions,
+    stages: bool = True,
+    fast_lane: bool = True,
 ) -> dict[str, Any]:
-    """Run every session of ``paths`` back to back; the JSON-ready summary."""
+    """Run every session of ``paths`` back to back; the JSON-ready summary.
+
+    ``fast_lane=False`` reads every frame with the reference parser.
+    """
     results: list[SessionResult] = []
     counts: Counter[str] = Counter()
     stage_ns: Counter[str] = Counter()
@@ -216,9 +227,9 @@ def bench(
     for files in sessions(paths):
         frames = list(read_captures(files))
         if not warmed:  # one-time costs (imports, model loading) stay out of the figures
-            run_timed(frames[:5000], options, None)
+            run_timed(frames[:5000], options, None, fast_lane=fast_lane)
             warmed = True
-        seconds, cpu_seconds, ingest = run_timed(frames, options, None)
+        seconds, cpu_seconds, ingest = run_timed(frames, options, None, fast_lane=fast_lane)
         result = SessionResult(
             files=[str(f) for f in files],
             frames=len(frames),
@@ -229,7 +240,7 @@ def bench(
         )
         if stages:
             clock = StageClock()
-            run_timed(frames, options, clock)
+            run_timed(frames, options, clock, fast_lane=fast_lane)
             result.stage_seconds = {k: v / 1e9 for k, v in clock.totals.items()}
             stage_ns.update(clock.totals)
         counts.update(ingest.stats.events)
@@ -264,4 +275,5 @@ def bench(
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "features": options.features,
         "models": options.models,
+        "fast_lane": fast_lane,
     }

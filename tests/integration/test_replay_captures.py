@@ -174,19 +174,19 @@ def test_replay_book_and_trades_equal_reference(
         assert trades.filter(pl.col("side") == "sell").height > 0
 
 
-def test_replay_command_line_writes_the_lake(spot_capture: list[Path], tmp_path: Path) -> None:
-    out = tmp_path / "lake"
+def _replay_command(captures: list[Path], out: Path, *flags: str) -> dict[str, Any]:
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "microstream.cli",
             "replay",
-            *map(str, spot_capture),
+            *map(str, captures),
             "--out",
             str(out),
             "--quiet",
             "--no-features",
+            *flags,
         ],
         capture_output=True,
         text=True,
@@ -194,9 +194,30 @@ def test_replay_command_line_writes_the_lake(spot_capture: list[Path], tmp_path:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_replay_with_the_reference_parser_gives_the_same_summary(
+    spot_capture: list[Path], tmp_path: Path
+) -> None:
+    fast = _replay_command(spot_capture, tmp_path / "fast")
+    reference = _replay_command(spot_capture, tmp_path / "reference", "--reference-parser")
+    assert reference["fast_lane_frames"] == 0 and fast["fast_lane_frames"] > 90_000
+    for key in ("frames", "events", "rejected", "rows_written", "symbols"):
+        assert reference[key] == fast[key], key
+
+
+def test_replay_command_line_writes_the_lake(spot_capture: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "lake"
+    summary = _replay_command(spot_capture, out)
     assert summary["events"]["Trade"] == 19_904
     assert summary["rejected"] == {}
+    events = summary["events"]
+    assert (
+        summary["fast_lane_frames"]
+        == events["Trade"] + events["DepthUpdate"] + events["BestBidAsk"]
+    )
     files = list(out.glob("book_top/**/*.parquet"))
     assert files, "no book_top files"
     assert (

@@ -21,6 +21,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-features", action="store_true", help="parse + book + lake only")
     parser.add_argument("--no-models", action="store_true", help="skip the model stage")
     parser.add_argument("--no-stages", action="store_true", help="skip the instrumented run")
+    parser.add_argument(
+        "--reference-parser",
+        action="store_true",
+        help="read every frame with the reference parser, not the compiled fast lane",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -36,5 +41,8 @@ def _run(args: argparse.Namespace) -> int:
         grid_ms=settings.grid_ms,
         settings=settings,
     )
-    print(json.dumps(bench(args.captures, options, stages=not args.no_stages)))
+    summary = bench(
+        args.captures, options, stages=not args.no_stages, fast_lane=not args.reference_parser
+    )
+    print(json.dumps(summary))
     return 0

@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-features", action="store_true", help="book and trades only")
     parser.add_argument("--no-models", action="store_true", help="skip regime/HMM/forecast")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--reference-parser",
+        action="store_true",
+        help="read every frame with the reference parser, not the compiled fast lane "
+        "(the same output, slower; for checking)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -75,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         flush_rows=settings.flush_rows,
         flush_seconds=settings.flush_seconds,
         progress=not args.quiet and sys.stderr.isatty(),
+        fast_lane=not args.reference_parser,
     )
     summary = {
         "frames": result.frames,
@@ -85,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         "seconds": round(result.seconds, 3),
         "interrupted": result.interrupted,
         "symbols": result.symbols,
+        "fast_lane_frames": result.fast_frames,
         "lake": str(args.out),
     }
     print(json.dumps(summary))
