@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -64,6 +66,33 @@ async def test_live_client_syncs_and_resyncs_after_a_skipped_depth_event() -> No
     assert bid is not None and ask_level is not None and bid[0] < ask_level[0]
     assert sync.resyncs >= 1
     assert {s.state for s in states} >= {"buffering", "synced", "gap"}
+
+
+async def test_a_depth_subscriber_gets_one_speed_only() -> None:
+    """The simulator makes 100 ms and 1 s diffs; a ``depth@100ms`` client gets the 100 ms
+    chain only (no 1 s diff repeating what it already has), a ``depth`` client the 1 s one."""
+    feed = SimFeed(seed=5, speed=20.0)
+    frames: dict[str, list[dict[str, Any]]] = {"btcusdt@depth@100ms": [], "btcusdt@depth": []}
+
+    async def collect(session: aiohttp.ClientSession, url: str, stream: str) -> None:
+        async with session.ws_connect(f"{url}/stream?streams={stream}") as ws:
+            while len(frames["btcusdt@depth"]) < 4:  # four simulated seconds
+                msg = await asyncio.wait_for(ws.receive(), 10)
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    frame = msgspec.json.decode(msg.data)
+                    assert frame["stream"] == stream
+                    frames[stream].append(frame["data"])
+
+    async with (
+        LoopbackExchange(feed, wait_for_client=False) as ex,
+        aiohttp.ClientSession() as session,
+    ):
+        await asyncio.gather(*(collect(session, ex.ws_url, stream) for stream in frames))
+    for stream, diffs in frames.items():
+        chain = [(d["U"], d["u"]) for d in diffs]
+        assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(chain)), (stream, chain)
+    fast, slow = frames["btcusdt@depth@100ms"], frames["btcusdt@depth"]
+    assert len(fast) > 3 * len(slow)  # ten 100 ms diffs a second, one 1 s diff
 
 
 async def test_rest_answers_come_from_the_simulator() -> None:

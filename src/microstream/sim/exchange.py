@@ -167,6 +167,9 @@ class LoopbackExchange:
         self._weight_used = 0
         self._banned_until = 0.0
         self._last_trade_id: dict[str, int] = {}
+        # diff-depth speeds the feed publishes itself: declared by the feed, else learnt
+        declared = getattr(feed, "kinds", None)
+        self._depth_kinds: set[str] = {k for k in declared or () if k in _DIFF_DEPTH_NAMES}
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -441,7 +444,7 @@ class LoopbackExchange:
         self.stats["frames_published"] += 1
         if self.on_publish is not None:
             self.on_publish(stream, data)
-        names = _aliases(stream)
+        names = _aliases(stream, self._depth_kinds)
         texts: dict[tuple[str, bool], str] = {}
         for conn in list(self._conns):
             if conn.stalled:
@@ -648,16 +651,21 @@ class LoopbackExchange:
 _DIFF_DEPTH_NAMES = ("depth", "depth@100ms", "depth@250ms", "depth@500ms", "depth@0ms")
 
 
-def _aliases(stream: str) -> tuple[str, ...]:
+def _aliases(stream: str, own_kinds: set[str]) -> tuple[str, ...]:
     """Subscription names served by ``stream``'s frames.
 
-    A diff-depth stream is served under every update-speed name (the feed has
-    one speed; a client asking for another still gets a valid diff chain).
+    A diff-depth stream is also served under the other update-speed names (a
+    feed with one speed still gives a client asking for another a valid diff
+    chain), but not under a speed the feed publishes itself (``own_kinds``,
+    to which ``stream``'s own speed is added): a client of ``depth@100ms``
+    gets only the feed's 100 ms diffs, never its 1 s diffs too, as on Binance.
     """
     lowered = stream.lower()
     symbol, _, kind = lowered.partition("@")
     if kind in _DIFF_DEPTH_NAMES:
-        return (lowered, *(f"{symbol}@{k}" for k in _DIFF_DEPTH_NAMES if k != kind))
+        own_kinds.add(kind)
+        others = (k for k in _DIFF_DEPTH_NAMES if k != kind and k not in own_kinds)
+        return (lowered, *(f"{symbol}@{k}" for k in others))
     return (lowered,)
 
 

@@ -30,6 +30,12 @@ Contract, member by member:
     :class:`microstream.errors.SnapshotUnavailableError` while it cannot answer
     yet (the exchange turns that into a retryable HTTP 503), and ``KeyError``
     for an unknown symbol.
+``kinds`` (optional)
+    The stream kinds the feed publishes (``"trade"``, ``"depth@100ms"``,
+    ``"depth"``, ...). A client may subscribe to a diff-depth speed the feed
+    does not publish and gets one it does; a feed that declares its kinds
+    makes that choice exact from the first frame (otherwise the exchange
+    learns the speeds as frames arrive).
 ``exchange_info()``
     A Binance ``exchangeInfo`` answer for the feed's symbols (at least
     ``symbols[*].symbol``, ``status`` and the ``PRICE_FILTER``/``LOT_SIZE``
