@@ -574,14 +574,14 @@ class LocalPipeline:
         self._checked = True
         if not self._want_lane:
             return
-        handlers = getattr(self.bus, "_handlers", {})
-        alone = all(
-            list(handlers.get(topic, ())) == [self.engine.on_message] for topic in MARKET_TOPICS
+        subscribers = getattr(self.bus, "subscribers", None)  # a MemoryBus tells them
+        alone = subscribers is not None and all(
+            subscribers(topic) == (self.engine.on_message,) for topic in MARKET_TOPICS
         )
         if alone:
             self.scan = fastlane.scan
         else:
-            log.info("fast lane off: another subscriber reads the market-data topics")
+            log.info("fast lane off: the market-data topics have other subscribers than the engine")
 
     def on_frame(self, frame: RawFrame) -> None:
         """Process one raw frame (bad frames are counted by the ingest half)."""

@@ -122,6 +122,17 @@ def test_another_market_data_subscriber_turns_the_lane_off() -> None:
     assert len(seen) == local.ingest.stats.events["Trade"] > 0
 
 
+def test_a_bus_that_does_not_list_its_subscribers_gets_no_lane() -> None:
+    class OtherBus(MemoryBus):
+        subscribers = None  # type: ignore[assignment]
+
+    local = LocalPipeline(OtherBus(), PipelineOptions(features=False))
+    for frame in _frames()[:500]:
+        local.on_frame(frame)
+    assert not local.fast_lane and local.fast_frames == 0
+    assert local.ingest.stats.frames == 500
+
+
 def test_without_the_extension_every_frame_is_ingested(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module.fastlane, "AVAILABLE", False)
     frames = _frames()

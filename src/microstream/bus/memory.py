@@ -28,6 +28,10 @@ class MemoryBus:
     def subscribe(self, topic: str, handler: Handler) -> None:
         self._handlers[topic].append(handler)
 
+    def subscribers(self, topic: str) -> tuple[Handler, ...]:
+        """The handlers subscribed to ``topic``, in subscription order."""
+        return tuple(self._handlers.get(topic, ()))
+
     def flush(self, timeout: float = 10.0) -> None:
         return None
 
