@@ -26,10 +26,11 @@ import re
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from microstream.errors import ModelError
 
@@ -40,20 +41,6 @@ SIDECAR_SUFFIX = ".json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")
 _FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-v(?P<version>\d+)\.json$")
 _META_KEYS = ("training_data", "feature_names", "metrics")
-
-
-class ShowWarning(Protocol):
-    """The signature of :func:`warnings.showwarning`."""
-
-    def __call__(
-        self,
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -240,7 +227,9 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Any, ModelMeta]:
     return obj, meta
 
 
-def _this_thread_into(caught: list[Warning | str], other: ShowWarning) -> ShowWarning:
+def _this_thread_into(
+    caught: list[Warning | str], other: Callable[..., None]
+) -> Callable[..., None]:
     """A ``showwarning`` that keeps this thread's warnings and passes on every other thread's.
 
     ``warnings.catch_warnings`` is process-wide: without this, a warning that
