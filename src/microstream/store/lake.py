@@ -40,6 +40,7 @@ from microstream.store.files import (
 )
 from microstream.store.schema import (
     PARTITION_KEYS,
+    TIME_COLUMNS,
     TableSpec,
     get_table,
     guess_time_column,
@@ -173,8 +174,7 @@ class LakeWriter:
         self._rows_rejected = 0
         self._rows_lost = 0
         self._errors = 0
-        self._warned: set[str] = set()
-        self._warned_cast: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()  # (table, kind of rejection) logged
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
 
@@ -343,7 +343,7 @@ class LakeWriter:
         try:
             kept = conform_batch(columns, spec.schema, PARTITION_KEYS)
         except CONVERSION_ERRORS as exc:
-            self._reject_cast(table, columns.num_rows, exc)
+            self._reject_rows(table, columns.num_rows, str(exc), "cast")
             return None
         times = kept.column(spec.time_column)
         if times.null_count:
@@ -409,51 +409,33 @@ class LakeWriter:
         log.error("lake: %d rows of %s lost: cannot write %s", rows, name, path)
 
     def _spec(self, row: Row) -> TableSpec | None:
-        spec = get_table(row.table)
-        if spec is None:
-            time_column = guess_time_column(row.values)
-            if time_column is None:
-                return None
-            log.warning("lake: undeclared table %r, columns inferred from its rows", row.table)
-            spec = register_table(row.table, time_column, [(time_column, pa.int64())])
-        return spec
+        return get_table(row.table) or self._undeclared(row.table, guess_time_column(row.values))
 
     def _batch_spec(self, table: str, schema: pa.Schema) -> TableSpec | None:
-        spec = get_table(table)
-        if spec is None:
-            time_column = next(
-                (c for c in ("ts", "ts_event", "ts_recv") if is_integer_column(schema, c)), None
-            )
-            if time_column is None:
-                return None
-            log.warning("lake: undeclared table %r, columns inferred from its rows", table)
-            spec = register_table(table, time_column, [(time_column, pa.int64())])
-        return spec
+        time_column = next((c for c in TIME_COLUMNS if is_integer_column(schema, c)), None)
+        return get_table(table) or self._undeclared(table, time_column)
+
+    @staticmethod
+    def _undeclared(table: str, time_column: str | None) -> TableSpec | None:
+        """A spec for a table nobody declared, from its guessed time column (None: none)."""
+        if time_column is None:
+            return None
+        log.warning("lake: undeclared table %r, columns inferred from its rows", table)
+        return register_table(table, time_column, [(time_column, pa.int64())])
 
     def _reject(self, row: Row, reason: str) -> None:
-        self._rows_rejected += 1
-        if row.table not in self._warned:
-            self._warned.add(row.table)
-            log.warning("lake: row of %r skipped (%s); further ones counted", row.table, reason)
+        self._reject_rows(row.table, 1, reason)
 
-    def _reject_rows(self, table: str, rows: int, reason: str) -> None:
-        self._rows_rejected += rows
-        if table not in self._warned:
-            self._warned.add(table)
-            log.warning(
-                "lake: %d rows of %r skipped (%s); further ones counted", rows, table, reason
-            )
+    def _reject_rows(self, table: str, rows: int, reason: str, kind: str = "time") -> None:
+        """Count ``rows`` skipped rows of ``table``; log the first of each ``kind`` per table.
 
-    def _reject_cast(self, table: str, rows: int, exc: Exception) -> None:
+        ``kind``: ``"time"`` (no integer time) or ``"cast"`` (a batch that does not fit).
+        """
         self._rows_rejected += rows
-        if table not in self._warned_cast:
-            self._warned_cast.add(table)
-            log.warning(
-                "lake: batch of %d rows of %r skipped (%s); further ones counted",
-                rows,
-                table,
-                exc,
-            )
+        if (table, kind) not in self._warned:
+            self._warned.add((table, kind))
+            what = f"batch of {rows} rows" if kind == "cast" else f"{rows} rows"
+            log.warning("lake: %s of %r skipped (%s); further ones counted", what, table, reason)
 
     def _to_arrow(self, buffer: _Buffer) -> pa.Table:
         """The buffer as an Arrow table; rows with values of the wrong type are dropped.

@@ -226,9 +226,13 @@ def table_names() -> tuple[str, ...]:
     return tuple(_tables)
 
 
+TIME_COLUMNS = ("ts", "ts_event", "ts_recv")
+"""The time column of an undeclared table is the first of these it has (integer)."""
+
+
 def guess_time_column(values: Mapping[str, Any]) -> str | None:
-    """Time column of an undeclared table's row: ``ts``, ``ts_event`` or ``ts_recv``."""
-    for col in ("ts", "ts_event", "ts_recv"):
+    """Time column of an undeclared table's row: the first of :data:`TIME_COLUMNS` it has."""
+    for col in TIME_COLUMNS:
         if isinstance(values.get(col), int):
             return col
     return None
