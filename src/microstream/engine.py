@@ -35,8 +35,8 @@ from microstream.events import (
     Trade,
 )
 from microstream.frames import RawFrame
-from microstream.store.columns import BookTopRow, book_top_batch, trades_batch
-from microstream.store.rows import BOOK_TOP_COLUMNS, book_sync_row, trade_row
+from microstream.store.columns import book_top_batch, trades_batch
+from microstream.store.rows import book_sync_row, book_top_row, trade_row
 from microstream.venues.binance import fastlane
 from microstream.venues.binance.parse import EXCHANGE_BY_MARKET, MARKET_BY_EXCHANGE, FrameDecoder
 
@@ -131,7 +131,7 @@ class SymbolPipeline:
         self._emit_out = emit
         self._batched = self.options.batch_rows
         self._trades_out: list[Trade] = []
-        self._tops_out: list[BookTopRow] = []
+        self._tops_out: list[BookTop] = []
         self._extra: dict[str, Any] = {"simulated": True} if self.options.simulated else {}
         self.last_ticker: BestBidAsk | None = None
         self._last_trade_id = -1
@@ -300,70 +300,29 @@ class SymbolPipeline:
 
     def _on_applied(self, ev: DepthUpdate) -> None:
         bid_px, bid_qty, ask_px, ask_qty = self.sync.book.top_padded(5)
-        epoch = self.sync.sync_epoch
         self.stats.book_rows += 1
+        top = BookTop(
+            self.exchange,
+            self.symbol,
+            ev.ts_event,
+            ev.ts_recv,
+            ev.last_update_id,
+            bid_px,
+            bid_qty,
+            ask_px,
+            ask_qty,
+            True,
+            self.sync.sync_epoch,
+        )
         if self._batched:
             tops = self._tops_out
-            tops.append(
-                (
-                    ev.ts_event,
-                    ev.ts_recv,
-                    ev.last_update_id,
-                    epoch,
-                    bid_px,
-                    bid_qty,
-                    ask_px,
-                    ask_qty,
-                )
-            )
+            tops.append(top)
             if len(tops) >= BATCH_ROWS:
                 self.flush_rows()
         else:
-            self._emit_book_top(ev, epoch, bid_px, bid_qty, ask_px, ask_qty)
+            self._emit(book_top_row(top))
         if self.features is not None:
-            self.features.on_book_top(
-                BookTop(
-                    self.exchange,
-                    self.symbol,
-                    ev.ts_event,
-                    ev.ts_recv,
-                    ev.last_update_id,
-                    bid_px,
-                    bid_qty,
-                    ask_px,
-                    ask_qty,
-                    True,
-                    epoch,
-                )
-            )
-
-    def _emit_book_top(
-        self,
-        ev: DepthUpdate,
-        epoch: int,
-        bid_px: tuple[float | None, ...],
-        bid_qty: tuple[float | None, ...],
-        ask_px: tuple[float | None, ...],
-        ask_qty: tuple[float | None, ...],
-    ) -> None:
-        values = dict(
-            zip(
-                BOOK_TOP_COLUMNS,
-                (
-                    ev.ts_event,
-                    ev.ts_recv,
-                    ev.last_update_id,
-                    True,
-                    epoch,
-                    *bid_px,
-                    *bid_qty,
-                    *ask_px,
-                    *ask_qty,
-                ),
-                strict=True,
-            )
-        )
-        self._emit(Row("book_top", self.exchange, self.symbol, values))
+            self.features.on_book_top(top)
 
     def _on_sync(self, change: SyncStateChange) -> None:
         self._emit(book_sync_row(change))

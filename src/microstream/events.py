@@ -102,6 +102,17 @@ class PartialBook(msgspec.Struct, frozen=True, gc=False):
     asks: tuple[Level, ...]
 
 
+TOP_LEVELS = 5
+"""Levels a side in a :class:`BookTop`."""
+NO_LEVELS: tuple[None, ...] = (None,) * TOP_LEVELS
+"""A side of a :class:`BookTop` without any level."""
+
+
+def pad_levels(levels: tuple[float | None, ...]) -> tuple[float | None, ...]:
+    """``levels`` as exactly :data:`TOP_LEVELS` entries: padded with ``None``, or cut."""
+    return levels if len(levels) == TOP_LEVELS else (levels + NO_LEVELS)[:TOP_LEVELS]
+
+
 class BookTop(msgspec.Struct, frozen=True, gc=False):
     """The top five levels a side after one applied depth event.
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from microstream.bus.protocol import Row
 from microstream.counted import should_log
-from microstream.events import BookTop, SyncStateChange, Trade
+from microstream.events import NO_LEVELS, BookTop, SyncStateChange, Trade, pad_levels
 from microstream.features.bars import BarBuilder
 from microstream.features.book_math import (
     book_features,
@@ -78,7 +78,6 @@ Emit = Callable[[Row], None]
 # (Σ p·q, Σ q, Σ buy q, Σ sell q, trades, Σ OFI l1, Σ OFI l1-5, Σ r², returns)
 Snap = tuple[float, float, float, float, int, float, float, float, int]
 _ZERO: Snap = (0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0)
-_NONE5: tuple[None, ...] = (None, None, None, None, None)
 _NOT_STARTED = -(2**62)
 _NOT_SEEN = -(2**62)
 _INF = math.inf
@@ -89,10 +88,6 @@ _LOG_EVERY = 10_000
 declare_lake_columns()
 
 
-def _pad5(levels: tuple[float | None, ...]) -> tuple[float | None, ...]:
-    return (levels + _NONE5)[:5]
-
-
 def _five_levels(top: BookTop) -> BookTop:
     """``top`` with exactly five levels per side (padded with ``None`` or cut)."""
     return BookTop(
@@ -101,10 +96,10 @@ def _five_levels(top: BookTop) -> BookTop:
         top.ts_event,
         top.ts_recv,
         top.update_id,
-        _pad5(top.bid_px),
-        _pad5(top.bid_qty),
-        _pad5(top.ask_px),
-        _pad5(top.ask_qty),
+        pad_levels(top.bid_px),
+        pad_levels(top.bid_qty),
+        pad_levels(top.ask_px),
+        pad_levels(top.ask_qty),
         top.book_valid,
         top.sync_epoch,
     )
@@ -245,10 +240,10 @@ class FeatureEngine:
             self._max_ts,
             change.ts_recv,
             -1 if change.update_id is None else change.update_id,
-            _NONE5,
-            _NONE5,
-            _NONE5,
-            _NONE5,
+            NO_LEVELS,
+            NO_LEVELS,
+            NO_LEVELS,
+            NO_LEVELS,
             False,
             -1,
         )

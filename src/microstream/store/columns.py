@@ -2,15 +2,17 @@
 
 At full speed these two tables are most of the pipeline's rows: a row object
 and a dict per trade and per book change cost more than the trade itself. The
-in-process pipeline therefore keeps each row as a plain tuple (or the trade
-event itself) and turns a few thousand of them at a time into one
+in-process pipeline therefore keeps the events themselves (:class:`Trade`,
+:class:`BookTop`) and turns a few thousand of them at a time into one
 :class:`~microstream.bus.protocol.RowBatch` (an Arrow record batch, converted
 column by column in C++). Each batch row is exactly the
-:func:`~microstream.store.rows.trade_row` / ``book_top`` row it replaces.
+:func:`~microstream.store.rows.trade_row` / :func:`~microstream.store.rows.book_top_row`
+row it replaces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -18,70 +20,64 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from microstream.bus.protocol import RowBatch
-from microstream.events import Trade
+from microstream.events import BookTop, Trade
 from microstream.store.rows import LEVELS
 
-_TRADE_FIELDS = ("ts_event", "ts_recv", "trade_id", "price", "qty", "side", "is_aggregate")
-_TRADE_TYPES = (
-    pa.int64(),
-    pa.int64(),
-    pa.int64(),
-    pa.float64(),
-    pa.float64(),
-    pa.string(),
-    pa.bool_(),
+_I64, _F64, _BOOL = pa.int64(), pa.float64(), pa.bool_()
+_TRADE_COLUMNS = (
+    ("ts_event", _I64),
+    ("ts_recv", _I64),
+    ("trade_id", _I64),
+    ("price", _F64),
+    ("qty", _F64),
+    ("side", pa.string()),
+    ("is_aggregate", _BOOL),
 )
-_trade_values = attrgetter(*_TRADE_FIELDS)
-_LEVEL_LIST = pa.list_(pa.float64(), LEVELS)
-
-BookTopRow = tuple[
-    int,
-    int,
-    int,
-    int,
-    tuple[float | None, ...],
-    tuple[float | None, ...],
-    tuple[float | None, ...],
-    tuple[float | None, ...],
-]
-"""``(ts_event, ts_recv, update_id, sync_epoch, bid_px, bid_qty, ask_px, ask_qty)``."""
+_LEVEL_LIST = pa.list_(_F64, LEVELS)
+_BOOK_TOP_COLUMNS = (
+    ("ts_event", _I64),
+    ("ts_recv", _I64),
+    ("update_id", _I64),
+    ("book_valid", _BOOL),
+    ("sync_epoch", _I64),
+    ("bid_px", _LEVEL_LIST),
+    ("bid_qty", _LEVEL_LIST),
+    ("ask_px", _LEVEL_LIST),
+    ("ask_qty", _LEVEL_LIST),
+)
 
 
-def _with_simulated(columns: dict[str, Any], rows: int, simulated: bool) -> dict[str, Any]:
+def _columns(
+    events: Sequence[Any], spec: tuple[tuple[str, pa.DataType], ...]
+) -> dict[str, pa.Array]:
+    """The attributes ``spec`` names of every event, one Arrow array each."""
+    values = zip(*map(attrgetter(*(name for name, _ in spec)), events), strict=True)
+    return {
+        name: pa.array(column, type=kind) for (name, kind), column in zip(spec, values, strict=True)
+    }
+
+
+def _batch(
+    table: str, exchange: str, symbol: str, columns: dict[str, pa.Array], simulated: bool
+) -> RowBatch:
     if simulated:
+        rows = len(next(iter(columns.values())))
         columns["simulated"] = pa.repeat(pa.scalar(True), rows)
-    return columns
+    return RowBatch(table, exchange, symbol, pa.RecordBatch.from_pydict(columns))
 
 
 def trades_batch(exchange: str, symbol: str, trades: list[Trade], simulated: bool) -> RowBatch:
     """The ``trades`` rows of ``trades`` (in order) as one batch."""
-    values = list(zip(*map(_trade_values, trades), strict=True))
-    columns: dict[str, Any] = {
-        name: pa.array(column, type=kind)
-        for name, column, kind in zip(_TRADE_FIELDS, values, _TRADE_TYPES, strict=True)
-    }
-    batch = pa.RecordBatch.from_pydict(_with_simulated(columns, len(trades), simulated))
-    return RowBatch("trades", exchange, symbol, batch)
+    return _batch("trades", exchange, symbol, _columns(trades, _TRADE_COLUMNS), simulated)
 
 
-def book_top_batch(exchange: str, symbol: str, rows: list[BookTopRow], simulated: bool) -> RowBatch:
-    """The ``book_top`` rows (valid book, one per applied diff) as one batch."""
-    ts_event, ts_recv, update_id, epoch, bid_px, bid_qty, ask_px, ask_qty = zip(*rows, strict=True)
-    columns: dict[str, Any] = {
-        "ts_event": pa.array(ts_event, type=pa.int64()),
-        "ts_recv": pa.array(ts_recv, type=pa.int64()),
-        "update_id": pa.array(update_id, type=pa.int64()),
-        "book_valid": pa.repeat(pa.scalar(True), len(rows)),
-        "sync_epoch": pa.array(epoch, type=pa.int64()),
-    }
-    for name, levels in (
-        ("bid_px", bid_px),
-        ("bid_qty", bid_qty),
-        ("ask_px", ask_px),
-        ("ask_qty", ask_qty),
-    ):
-        nested = pa.array(levels, type=_LEVEL_LIST)
-        for i in range(LEVELS):
-            columns[f"{name}_{i + 1}"] = pc.list_element(nested, i)
-    batch = pa.RecordBatch.from_pydict(_with_simulated(columns, len(rows), simulated))
-    return RowBatch("book_top", exchange, symbol, batch)
+def book_top_batch(exchange: str, symbol: str, tops: list[BookTop], simulated: bool) -> RowBatch:
+    """The ``book_top`` rows of ``tops`` (five levels a side each, in order) as one batch."""
+    columns: dict[str, pa.Array] = {}
+    for name, array in _columns(tops, _BOOK_TOP_COLUMNS).items():
+        if array.type != _LEVEL_LIST:
+            columns[name] = array
+            continue
+        for i in range(LEVELS):  # bid_px -> bid_px_1 .. bid_px_5
+            columns[f"{name}_{i + 1}"] = pc.list_element(array, i)
+    return _batch("book_top", exchange, symbol, columns, simulated)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from microstream.bus.protocol import Row
-from microstream.events import BookTop, SyncStateChange, Trade
+from microstream.events import TOP_LEVELS, BookTop, SyncStateChange, Trade, pad_levels
 
-LEVELS = 5
+LEVELS = TOP_LEVELS
 BOOK_TOP_COLUMNS: tuple[str, ...] = (
     "ts_event",
     "ts_recv",
@@ -23,7 +23,7 @@ BOOK_TOP_COLUMNS: tuple[str, ...] = (
     *(f"ask_px_{i}" for i in range(1, LEVELS + 1)),
     *(f"ask_qty_{i}" for i in range(1, LEVELS + 1)),
 )
-"""Columns of a ``book_top`` row in the order the engine's fast path fills them."""
+"""Columns of a ``book_top`` row, in the order :func:`book_top_row` fills them."""
 
 
 def trade_row(trade: Trade, simulated: bool | None = None) -> Row:
@@ -42,24 +42,25 @@ def trade_row(trade: Trade, simulated: bool | None = None) -> Row:
     return Row("trades", trade.exchange, trade.symbol, values)
 
 
-def _levels(values: dict[str, Any], prefix: str, levels: tuple[float | None, ...]) -> None:
-    for i in range(LEVELS):
-        values[f"{prefix}_{i + 1}"] = levels[i] if i < len(levels) else None
-
-
 def book_top_row(top: BookTop, simulated: bool | None = None) -> Row:
     """The ``book_top`` row of the book after one applied depth event."""
-    values: dict[str, Any] = {
-        "ts_event": top.ts_event,
-        "ts_recv": top.ts_recv,
-        "update_id": top.update_id,
-        "book_valid": top.book_valid,
-        "sync_epoch": top.sync_epoch,
-    }
-    _levels(values, "bid_px", top.bid_px)
-    _levels(values, "bid_qty", top.bid_qty)
-    _levels(values, "ask_px", top.ask_px)
-    _levels(values, "ask_qty", top.ask_qty)
+    values: dict[str, Any] = dict(
+        zip(
+            BOOK_TOP_COLUMNS,
+            (
+                top.ts_event,
+                top.ts_recv,
+                top.update_id,
+                top.book_valid,
+                top.sync_epoch,
+                *pad_levels(top.bid_px),
+                *pad_levels(top.bid_qty),
+                *pad_levels(top.ask_px),
+                *pad_levels(top.ask_qty),
+            ),
+            strict=True,
+        )
+    )
     if simulated is not None:
         values["simulated"] = simulated
     return Row("book_top", top.exchange, top.symbol, values)
