@@ -158,13 +158,13 @@ class BookSynchronizer:
                 return self._duplicate(ev, prev)
             if ev.first_update_id != prev + 1:
                 detail = f"expected U={prev + 1}, got U={ev.first_update_id}"
-                return self._gap(ev if packed is None else _with_levels(ev, packed), detail)
+                return self._gap(ev, detail, packed)
         else:
             if ev.prev_update_id != prev:
                 if ev.last_update_id <= prev:
                     return self._duplicate(ev, prev)
                 detail = f"expected pu={prev}, got pu={ev.prev_update_id}"
-                return self._gap(ev if packed is None else _with_levels(ev, packed), detail)
+                return self._gap(ev, detail, packed)
         return self._apply(ev, packed)
 
     def _duplicate(self, ev: DepthUpdate, prev: int) -> bool:
@@ -202,8 +202,10 @@ class BookSynchronizer:
             self._on_applied(ev)
         return True
 
-    def _gap(self, ev: DepthUpdate, detail: str) -> bool:
+    def _gap(self, ev: DepthUpdate, detail: str, packed: Packed | None = None) -> bool:
         self.gaps += 1
+        if packed is not None:  # the diff after a gap is kept: its levels become tuples
+            ev = _with_levels(ev, packed)
         self._discard(SyncState.GAP, ev, detail)
         return False
 
