@@ -254,7 +254,7 @@ class LiveStateStore:
             log.warning("live state: %s batch without Arrow columns skipped", batch.table)
             return
         if total:
-            self._store_rows(batch, rows, total)
+            self._store_rows(batch.table, batch.exchange, batch.symbol, rows, total)
 
     def _samples_heatmap(self, batch: RowBatch) -> bool:
         """Whether a row of ``batch`` may be sampled into the heatmap.
@@ -268,18 +268,20 @@ class LiveStateStore:
             state = self._symbols.get((batch.exchange, batch.symbol))
             return state is None or not state.has_full_depth
 
-    def _store_rows(self, batch: RowBatch, rows: list[dict[str, Any]], total: int) -> None:
-        """Append the last rows of a batch of ``total`` rows (``rows``: at least the kept ones)."""
+    def _store_rows(
+        self, table: str, exchange: str, symbol: str, rows: list[dict[str, Any]], total: int
+    ) -> None:
+        """Append the last rows of ``total`` new rows of a table (``rows``: at least the kept ones)."""
         with self._lock:
-            state = self._state(batch.exchange, batch.symbol)
-            buffer = state.tables[batch.table]
-            sample = batch.table == "book_top" and not state.has_full_depth
+            state = self._state(exchange, symbol)
+            buffer = state.tables[table]
+            sample = table == "book_top" and not state.has_full_depth
             for values in rows:
                 buffer.append(values)
                 if sample:
                     self._sample_heatmap(state, _book_top_ladder(values))
             state.rows_total += total
-            self.rows_by_table[batch.table] = self.rows_by_table.get(batch.table, 0) + total
+            self.rows_by_table[table] = self.rows_by_table.get(table, 0) + total
             self._last_row_wall_ns = time.time_ns()
 
     def add_row(self, row: Row) -> None:
@@ -293,15 +295,7 @@ class LiveStateStore:
                 self.rows_rejected += 1
             log.warning("live state: %s row without a values mapping skipped", row.table)
             return
-        values = dict(row.values)
-        with self._lock:
-            state = self._state(row.exchange, row.symbol)
-            state.tables[row.table].append(values)
-            state.rows_total += 1
-            self.rows_by_table[row.table] = self.rows_by_table.get(row.table, 0) + 1
-            self._last_row_wall_ns = time.time_ns()
-            if row.table == "book_top" and not state.has_full_depth:
-                self._sample_heatmap(state, _book_top_ladder(values))
+        self._store_rows(row.table, row.exchange, row.symbol, [dict(row.values)], 1)
 
     def set_live(self, exchange: str, symbol: str, key: str, value: Any) -> None:
         """Set a live value of a symbol (``depth``, ``forming_bar``, ``scorecard``...).

@@ -124,16 +124,7 @@ class LakeSink:
 
     def put(self, row: Row) -> bool:
         """Queue one row; False if it was dropped (queue full or sink closed)."""
-        self._received += 1
-        if self._closed:
-            self._drop("sink closed")
-            return False
-        if self._queued - self._taken >= self._maxsize and not self._wait_for_room(1):
-            self._drop("queue full")
-            return False
-        self._queued += 1
-        self._pending.append(row)
-        return True
+        return self._enqueue(row, 1)
 
     def put_batch(self, batch: RowBatch) -> bool:
         """Queue a batch of rows; False if it was dropped (queue full or sink closed).
@@ -141,7 +132,9 @@ class LakeSink:
         The batch needs room for all its rows (or an empty queue); a dropped
         batch counts its rows in ``dropped``.
         """
-        rows = batch.num_rows
+        return self._enqueue(batch, batch.num_rows)
+
+    def _enqueue(self, item: Row | RowBatch, rows: int) -> bool:
         self._received += rows
         if self._closed:
             self._drop("sink closed", rows)
@@ -152,7 +145,7 @@ class LakeSink:
             self._drop("queue full", rows)
             return False
         self._queued += rows
-        self._pending.append(batch)
+        self._pending.append(item)
         return True
 
     def _has_room(self, rows: int) -> bool:
