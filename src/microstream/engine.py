@@ -339,17 +339,25 @@ class SymbolPipeline:
         """Discard the book and request a snapshot (after a reconnect or a rebalance)."""
         self.sync.reset(ts_recv, reason)
 
+    def book_health(self) -> dict[str, Any]:
+        """The book's state and the counts of what the symbol's input got wrong (``/health``)."""
+        sync = self.sync
+        return {
+            "book_state": str(sync.state),
+            "book_valid": sync.is_synced,
+            "gaps": sync.gaps,
+            "resyncs": sync.resyncs,
+            "duplicate_depth_updates": sync.duplicates,
+            "stale_depth_updates": sync.dropped_stale,
+            "duplicate_trades": self.stats.duplicate_trades,
+        }
+
     def live_state(self) -> dict[str, Any]:
         """The symbol's current state, for the API and the dashboard."""
         book = self.sync.book
         state: dict[str, Any] = {
-            "book_state": str(self.sync.state),
-            "book_valid": self.sync.is_synced,
+            **self.book_health(),
             "sync_epoch": self.sync.sync_epoch,
-            "gaps": self.sync.gaps,
-            "resyncs": self.sync.resyncs,
-            "duplicate_depth_updates": self.sync.duplicates,
-            "stale_depth_updates": self.sync.dropped_stale,
             "stats": self.stats.__dict__.copy(),
         }
         if self.sync.is_synced:

@@ -509,14 +509,8 @@ class HealthReport:
         for key, pipe in list(self.engine.pipelines.items()):
             s = pipe.stats
             symbols[key] = {
-                "book_state": str(pipe.sync.state),
-                "book_valid": pipe.sync.is_synced,
-                "gaps": pipe.sync.gaps,
-                "resyncs": pipe.sync.resyncs,
-                "duplicate_depth_updates": pipe.sync.duplicates,
-                "stale_depth_updates": pipe.sync.dropped_stale,
+                **pipe.book_health(),
                 "trades": s.trades,
-                "duplicate_trades": s.duplicate_trades,
                 "depth_events": s.depth_events,
                 "latency_ms": None if s.last_latency_ns is None else s.last_latency_ns / 1e6,
                 "negative_latency_events": s.negative_latency,

@@ -324,19 +324,7 @@ class EngineService:
         """The engine's part of the ``/health`` document (``status``: see the module docstring)."""
         kafka = self.kafka.stats
         pipes = list(self.engine.pipelines.items())
-        symbols = {
-            key: {
-                "book_state": str(pipe.sync.state),
-                "book_valid": pipe.sync.is_synced,
-                "simulated": pipe.simulated,
-                "gaps": pipe.sync.gaps,
-                "resyncs": pipe.sync.resyncs,
-                "duplicate_depth_updates": pipe.sync.duplicates,
-                "stale_depth_updates": pipe.sync.dropped_stale,
-                "duplicate_trades": pipe.stats.duplicate_trades,
-            }
-            for key, pipe in pipes
-        }
+        symbols = {key: {**pipe.book_health(), "simulated": pipe.simulated} for key, pipe in pipes}
         now = time.time_ns()
         last = kafka.last_message_ns
         rate = self._rate.update(kafka.consumed, now)
