@@ -7,7 +7,8 @@ Threads:
   client talks to a loopback exchange fed by the simulator), or a capture
   replay. Every frame goes into a bounded queue;
 * the **engine thread** (the caller's) drains the queue through the
-  :class:`~microstream.engine.LocalPipeline` (ingest and engine in one) and refreshes the live state a few times a second;
+  :class:`~microstream.engine.LocalPipeline` (ingest and engine in one) and
+  refreshes the live state a few times a second;
 * the lake sink and the engine API each run in their own thread, and the
   dashboard is a separate Streamlit process.
 """

@@ -17,7 +17,6 @@ are assigned directly (tests, a single engine).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -32,7 +31,7 @@ from microstream.bus.codec import Codec, Decoded
 from microstream.bus.dedup import EventDedup
 from microstream.bus.protocol import Handler
 from microstream.bus.topics import TopicMap, partition_for
-from microstream.config import env_float, env_int
+from microstream.config import env_float, env_int, env_str
 from microstream.errors import BusError, CodecError
 
 log = logging.getLogger(__name__)
@@ -96,16 +95,15 @@ class KafkaSettings:
     def from_env(cls, **overrides: Any) -> KafkaSettings:
         """Settings from the environment (see ``.env.example``), then ``overrides``."""
         topics = TopicMap(
-            prefix=os.environ.get("MICROSTREAM_KAFKA_TOPIC_PREFIX") or "microstream",
-            raw_bars_topic=os.environ.get("KAFKA_RAW_BARS_TOPIC") or "market_raw_bars",
-            regime_signals_topic=os.environ.get("KAFKA_REGIME_SIGNALS_TOPIC")
-            or "market_regime_signals",
+            prefix=env_str("MICROSTREAM_KAFKA_TOPIC_PREFIX", "microstream"),
+            raw_bars_topic=env_str("KAFKA_RAW_BARS_TOPIC", "market_raw_bars"),
+            regime_signals_topic=env_str("KAFKA_REGIME_SIGNALS_TOPIC", "market_regime_signals"),
         )
         values: dict[str, Any] = {
-            "bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092",
+            "bootstrap_servers": env_str("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
             "topics": topics,
             "partitions": env_int("MICROSTREAM_KAFKA_PARTITIONS", 6),
-            "group_id": os.environ.get("MICROSTREAM_KAFKA_GROUP") or "microstream-engine",
+            "group_id": env_str("MICROSTREAM_KAFKA_GROUP", "microstream-engine"),
             "connect_retries": env_int("MICROSTREAM_KAFKA_CONNECT_RETRIES", 5),
             "session_timeout_ms": env_int("MICROSTREAM_KAFKA_SESSION_TIMEOUT_MS", 10_000),
             "down_after_s": env_float("MICROSTREAM_KAFKA_DOWN_AFTER_S", 30.0),

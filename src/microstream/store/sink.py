@@ -3,14 +3,15 @@
 :class:`LakeSink` subscribes to :data:`~microstream.bus.protocol.Topics.ROWS`
 and hands rows (:class:`~microstream.bus.protocol.Row`, or a
 :class:`~microstream.bus.protocol.RowBatch` of many) to a background thread
-through a bounded queue, so the feed never waits for the disk. The queue is a plain deque (appending to it is
-atomic and costs the feed's thread a fraction of a microsecond, where a
+through a bounded queue, so the feed never waits for the disk. The queue is
+a plain deque (appending to it is atomic and costs the feed's thread a fraction of a microsecond, where a
 ``queue.Queue`` costs it more than the row itself); the thread wakes every
 ``tick`` seconds, or at once for a flush, and writes everything queued.
 The queue's bound and every counter are in rows (a batch counts its rows).
 When the queue is full, a row (or batch) waits at most ``put_timeout``
-seconds, then it is dropped, counted and logged (never silently). Writer errors are kept in :attr:`LakeSink.error`, logged, and
-raised again by :meth:`LakeSink.close`.
+seconds, then it is dropped, counted and logged (never silently). Writer
+errors are kept in :attr:`LakeSink.error`, logged, and raised again by
+:meth:`LakeSink.close`.
 """
 
 from __future__ import annotations
