@@ -519,7 +519,7 @@ class LocalPipeline:
         self._ingest_stats = self.ingest.stats
         self._event_counts = self.ingest.stats.events
         self._outcomes = self.ingest.decoder.counts
-        self._want_lane = fast_lane and fastlane.AVAILABLE
+        self._want_lane = fast_lane
         self.scan: Callable[[bytes, str, int], Any] | None = None
         """The fast lane's frame reader, once decided (``None``: every frame is ingested)."""
         self._checked = False
@@ -539,7 +539,7 @@ class LocalPipeline:
 
     def _decide_lane(self) -> None:
         self._checked = True
-        if not self._want_lane:
+        if not self._want_lane or fastlane.scan is None:
             return
         subscribers = getattr(self.bus, "subscribers", None)  # a MemoryBus tells them
         alone = subscribers is not None and all(

@@ -34,7 +34,7 @@ CAPTURES = [
 
 
 def test_the_extension_is_built() -> None:
-    assert fastlane.AVAILABLE, "run `make install` (needs a C compiler) to build _cscan"
+    assert fastlane.scan is not None, "run `make install` (needs a C compiler) to build _cscan"
 
 
 def _reference(frame: RawFrame) -> list[object] | None:
@@ -46,7 +46,8 @@ def _reference(frame: RawFrame) -> list[object] | None:
 
 def _check(frame: RawFrame) -> str:
     """'fast' if scan accepted the frame (and agreed), 'deferred' if it gave None."""
-    got = fastlane.scan_frame(frame.payload, EXCHANGE_BY_MARKET[frame.market], frame.ts_recv)
+    assert fastlane.scan is not None
+    got = fastlane.scan(frame.payload, EXCHANGE_BY_MARKET[frame.market], frame.ts_recv)
     if got is None:
         return "deferred"
     expected = _reference(frame)
@@ -176,12 +177,13 @@ def test_mutated_frames_are_read_exactly_or_deferred(base: bytes, old: bytes, ne
 def test_the_plain_frames_are_taken_by_the_lane() -> None:
     for payload in (SPOT_TRADE, SPOT_DEPTH, FUT_DEPTH, SPOT_TICKER, FUT_TICKER):
         assert _check(RawFrame(7, payload, "spot")) == "fast"
-    ticker = fastlane.scan_frame(SPOT_TICKER, "binance", 7)
+    assert fastlane.scan is not None
+    ticker = fastlane.scan(SPOT_TICKER, "binance", 7)
     assert isinstance(ticker, BestBidAsk) and ticker.ts_event is None and ticker.bid_qty == 3.78826
-    got = fastlane.scan_frame(FUT_DEPTH, "binance-futures", 7)
+    got = fastlane.scan(FUT_DEPTH, "binance-futures", 7)
     assert isinstance(got, tuple)
     assert isinstance(got[0], DepthUpdate) and got[0].prev_update_id == 99
-    trade = fastlane.scan_frame(SPOT_TRADE, "binance", 7)
+    trade = fastlane.scan(SPOT_TRADE, "binance", 7)
     assert isinstance(trade, Trade) and trade.side == "sell" and trade.qty == 0.00012
 
 

@@ -134,7 +134,7 @@ def test_a_bus_that_does_not_list_its_subscribers_gets_no_lane() -> None:
 
 
 def test_without_the_extension_every_frame_is_ingested(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_module.fastlane, "AVAILABLE", False)
+    monkeypatch.setattr(engine_module.fastlane, "scan", None)
     frames = _frames()
     local, out = _run(frames)
     _, reference_out = _run(frames, fast_lane=False)

@@ -16,35 +16,28 @@ which accepts, ignores or rejects it and counts why. On every frame it accepts,
 :func:`scan` gives exactly what the reference parser gives (tested frame by
 frame on every capture, and on mutated frames).
 
-``AVAILABLE`` is False when the extension is not built (no C compiler at
+:data:`scan` is ``None`` when the extension is not built (no C compiler at
 install time); the pipeline then parses every frame with the reference parser.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from microstream.events import BestBidAsk, DepthUpdate, Trade
 
-Packed = bytes
+PackedLevels = bytes
 """Levels as native float64 pairs ``price, qty, price, qty, ...``."""
 
-ScanResult = Trade | BestBidAsk | tuple[DepthUpdate, Packed, Packed] | None
+ScanResult = Trade | BestBidAsk | tuple[DepthUpdate, PackedLevels, PackedLevels] | None
 
 scan: Callable[[bytes, str, int], ScanResult] | None
+"""The compiled reader; ``None`` when the extension is not built."""
 try:
     from microstream.venues.binance._cscan import configure as _configure
     from microstream.venues.binance._cscan import scan as _scan
 except ImportError:  # not built: every frame goes through the reference parser
-    AVAILABLE = False
     scan = None
 else:
-    AVAILABLE = True
     _configure(Trade, DepthUpdate, BestBidAsk, "buy", "sell")
     scan = _scan
-
-
-def scan_frame(payload: bytes, exchange: str, ts_recv: int) -> Any:
-    """:func:`scan`, or ``None`` for every frame when the extension is not built."""
-    return None if scan is None else scan(payload, exchange, ts_recv)
