@@ -440,8 +440,10 @@ class LakeWriter:
     def _to_arrow(self, buffer: _Buffer) -> pa.Table:
         """The buffer as an Arrow table; rows with values of the wrong type are dropped.
 
-        Runs of dict rows are converted by :func:`rows_to_table`, batches
-        conformed to the declared schema, and the parts joined in arrival order.
+        Runs of dict rows are converted by :func:`rows_to_table`; batches were
+        conformed to the declared types when they arrived, and
+        :func:`concat_parts` joins the parts in arrival order (a column
+        declared since then is null in the older parts).
         """
         spec = get_table(buffer.spec.name) or buffer.spec
         extras = [name for name in buffer.extras if name not in spec.schema.names]
@@ -450,7 +452,7 @@ class LakeWriter:
         parts = [
             self._rows_to_arrow(part, spec, extras)
             if isinstance(part, list)
-            else pa.Table.from_batches([conform_batch(part, spec.schema, PARTITION_KEYS)])
+            else pa.Table.from_batches([part])
             for part in buffer.segments()
         ]
         return concat_parts(parts, spec.schema, extras)
