@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from microstream.bus.protocol import split_symbol_key
 from microstream.errors import MicroStreamError
 from microstream.live_state import LiveStateStore, bin_heatmap
 
@@ -136,7 +137,7 @@ def _walk(
         if isinstance(value, Mapping):
             if key == "symbols":
                 for sym_key, sub in value.items():
-                    exchange, _, symbol = str(sym_key).rpartition(":")
+                    exchange, symbol = split_symbol_key(str(sym_key))
                     if isinstance(sub, Mapping):
                         extra = {"exchange": exchange or str(sym_key), "symbol": symbol}
                         yield from _walk(sub, (*path, "symbol"), {**labels, **extra})

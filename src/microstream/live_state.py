@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from microstream.bus.protocol import Bus, Row, RowBatch, Topics
+from microstream.bus.protocol import Bus, Row, RowBatch, Topics, split_symbol_key
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class LiveStateStore:
         times a second.
         """
         for key, state in states.items():
-            exchange, _, symbol = str(key).rpartition(":")
+            exchange, symbol = split_symbol_key(str(key))
             if not exchange or not isinstance(state, Mapping):
                 continue
             for name, value in _engine_live_values(state).items():

@@ -48,8 +48,14 @@ class RowBatch(msgspec.Struct, frozen=True, gc=False):
 
 
 def symbol_key(exchange: str, symbol: str) -> str:
-    """The partitioning key of a symbol's messages."""
+    """The partitioning key of a symbol's messages: ``exchange:SYMBOL``."""
     return f"{exchange}:{symbol}"
+
+
+def split_symbol_key(key: str) -> tuple[str, str]:
+    """``(exchange, symbol)`` of a :func:`symbol_key` (exchange ``""`` if it has no colon)."""
+    exchange, _, symbol = key.rpartition(":")
+    return exchange, symbol
 
 
 class Topics:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from microstream.bus.protocol import split_symbol_key, symbol_key
+
 RESOLVE_EVERY_S = 10.0
 """Seconds a host name's addresses are reused before it is resolved again."""
 
@@ -180,14 +182,12 @@ def clear_resolved() -> None:
 
 
 def symbol_label(exchange: Any, symbol: Any) -> str:
-    """``exchange:SYMBOL``, the label of a symbol in the selector and in ``/health``."""
-    return f"{exchange}:{symbol}"
+    """``exchange:SYMBOL`` (the bus's symbol key), the label of a symbol in the selector."""
+    return symbol_key(str(exchange), str(symbol))
 
 
-def split_label(label: str) -> tuple[str, str]:
-    """``(exchange, symbol)`` of an ``exchange:SYMBOL`` label."""
-    exchange, _, symbol = label.rpartition(":")
-    return exchange, symbol
+split_label = split_symbol_key
+"""``(exchange, symbol)`` of an ``exchange:SYMBOL`` label."""
 
 
 @dataclass(frozen=True)

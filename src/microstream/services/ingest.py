@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from microstream.bus.codec import SnapshotRequest
-from microstream.bus.protocol import Bus, Topics, symbol_key
+from microstream.bus.protocol import Bus, Topics, split_symbol_key, symbol_key
 from microstream.engine import Ingestor
 from microstream.events import BookSnapshot, DepthUpdate
 from microstream.frames import RawFrame
@@ -159,7 +159,7 @@ class IngestService:
         while not self._requests.empty():
             self._on_request(self._requests.get_nowait())
         for key in sorted(self.stats.pending):
-            exchange, symbol = key.split(":", 1)
+            exchange, symbol = split_symbol_key(key)
             if self._publish_snapshot(exchange, symbol):
                 self.stats.pending.discard(key)
                 self.stats.snapshots_answered += 1
