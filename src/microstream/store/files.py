@@ -97,12 +97,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def ensure_dir(directory: Path) -> None:
-    """Create ``directory`` and its parents; :class:`StoreError` if impossible."""
+def ensure_dir(directory: Path, what: str = "directory") -> None:
+    """Create ``directory`` and its parents; :class:`StoreError` ("create <what>") if impossible."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _store_error("create directory", directory, exc) from exc
+        raise _store_error(f"create {what}", directory, exc) from exc
 
 
 def _write_parquet(table: pa.Table, handle: object) -> None:
@@ -172,10 +172,7 @@ def ensure_writable(root: Path) -> None:
     Raises:
         StoreError: naming the path and the reason.
     """
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _store_error("create lake directory", root, exc) from exc
+    ensure_dir(root, "lake directory")
     probe = root / f".write-probe-{os.getpid()}.tmp"
     try:
         fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
