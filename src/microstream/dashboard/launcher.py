@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from microstream.dashboard.engines import split_urls
+
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -47,9 +49,8 @@ def can_launch(api_url: str) -> bool:
     A comma-separated list names several engines (distributed mode): those are
     started where they run, never from the dashboard.
     """
-    if "," in api_url:
-        return False
-    return (urlsplit(api_url).hostname or "") in LOCAL_HOSTS
+    urls = split_urls(api_url)
+    return len(urls) == 1 and (urlsplit(urls[0]).hostname or "") in LOCAL_HOSTS
 
 
 def engine_command(source: str) -> list[str]:
